@@ -1,0 +1,33 @@
+"""What the HTTP applications are given by the composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..hub.builtin import BuiltinHub
+from ..hub.bus import EventBus
+from ..hub.connections import ConnectionTable
+from ..provisioning.engine import ProvisioningEngine
+from ..store.interface import Store
+
+WebSocketHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class ApiContext:
+    engine: ProvisioningEngine
+    store: Store
+    hubs: dict[str, BuiltinHub]  # lower-cased host name -> hub
+    dps_host: str
+    bus: EventBus
+    connections: ConnectionTable
+    websocket: WebSocketHandler | None = None
+
+    def hub(self, host: str) -> BuiltinHub | None:
+        return self.hubs.get(host.lower())
+
+
+CONTEXT = web.AppKey("opendps_context", ApiContext)

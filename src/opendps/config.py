@@ -1,0 +1,95 @@
+"""Settings: defaults < TOML file < environment (``OPENDPS_*``) < flags. Frozen, validated,
+and loading opens nothing (hypercorn's config, minus the mutable class defaults)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+SECONDS = 1
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("opendps", appauthor=False))
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    database_url: str | None = None  # default: SQLite in the data directory
+    bind: str = "0.0.0.0"
+    https_port: int = 443
+    mqtt_port: int = 8883
+    dps_host_name: str = "localhost"
+    hub_host_names: tuple[str, ...] = ("localhost",)
+    retry_after: int = 3 * SECONDS
+    telemetry_keep: int = 10_000
+    log_level: str = "INFO"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'opendps.db'}"
+
+    def validate(self) -> Settings:
+        for name in ("https_port", "mqtt_port"):
+            port = getattr(self, name)
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{name} must be a TCP port number, not {port}")
+        if not self.hub_host_names:
+            raise ConfigError("at least one hub host name is needed")
+        if self.retry_after < 1:
+            raise ConfigError("retry_after must be at least 1 second")
+        if self.telemetry_keep < 1:
+            raise ConfigError("telemetry_keep must be at least 1")
+        return self
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    if name not in _FIELDS:
+        raise ConfigError(f"unknown setting {name!r}")
+    if name == "data_dir":
+        return Path(value).expanduser()
+    if name == "hub_host_names":
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return tuple(value)
+    if name in ("https_port", "mqtt_port", "retry_after", "telemetry_keep"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} must be an integer, not {value!r}") from None
+    return value
+
+
+def load(flags: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+         config_file: Path | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    values: dict[str, Any] = {}
+    data_dir = flags.get("data_dir") or env.get("OPENDPS_DATA_DIR")
+    path = config_file or (Path(data_dir) / "opendps.toml" if data_dir else None)
+    if path is not None and path.exists():
+        with path.open("rb") as fh:
+            for key, value in tomllib.load(fh).items():
+                values[key.replace("-", "_")] = _coerce(key.replace("-", "_"), value)
+    for key, value in env.items():
+        if key.startswith("OPENDPS_"):
+            name = key[len("OPENDPS_"):].lower()
+            if name in _FIELDS:
+                values[name] = _coerce(name, value)
+    for key, value in flags.items():
+        values[key] = _coerce(key, value)
+    return Settings(**values).validate()

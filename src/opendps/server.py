@@ -1,0 +1,156 @@
+"""Composition root: settings → store → instance → engines → listeners."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from .api.app import build_app
+from .api.context import ApiContext
+from .config import Settings
+from .hub.builtin import BuiltinHub
+from .hub.bus import EventBus
+from .hub.connections import ConnectionTable
+from .instance import Instance, bootstrap
+from .provisioning.engine import ProvisioningEngine
+from .provisioning.hub_port import HubPort
+from .store import open_store
+from .store.interface import HubRecord, Store
+from .transport.mqtt_listener import start_mqtt_listener
+from .transport.router import SessionRouter
+from .transport.tls import server_context
+from .transport.websocket import websocket_handler
+
+log = logging.getLogger("opendps")
+
+
+class PortInUse(RuntimeError):
+    pass
+
+
+@dataclass
+class LinkedHubs:
+    """The DPS engine's view of its linked hubs (built-in ones are called in process)."""
+
+    store: Store
+    builtin: dict[str, BuiltinHub] = field(default_factory=dict)
+
+    async def linked(self) -> list[HubRecord]:
+        return await self.store.list_hubs()
+
+    def port(self, host_name: str) -> HubPort | None:
+        return self.builtin.get(host_name.lower())
+
+
+@dataclass
+class Running:
+    instance: Instance
+    store: Store
+    runner: web.AppRunner
+    mqtt: asyncio.Server
+
+    async def close(self) -> None:
+        self.mqtt.close()
+        await self.runner.cleanup()
+        await self.store.close()
+
+
+async def start(settings: Settings) -> Running:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.db_url)
+    try:
+        instance = await bootstrap(settings, store)
+        bus, connections = EventBus(), ConnectionTable()
+        hubs = {
+            h.host_name.lower(): BuiltinHub(store, h.host_name, bus, connections,
+                                            telemetry_keep=settings.telemetry_keep,
+                                            policies=h.policies)
+            for h in instance.hubs if h.built_in
+        }
+        engine = ProvisioningEngine(store, LinkedHubs(store, hubs), id_scope=instance.id_scope,
+                                    retry_after=settings.retry_after)
+        router = SessionRouter(engine, hubs)
+        ctx = ApiContext(engine, store, hubs, instance.dps_host_name, bus, connections,
+                         websocket=websocket_handler(router))
+        tls = server_context(instance.cert_path, instance.key_path)
+        runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, settings.bind, settings.https_port, ssl_context=tls,
+                               reuse_address=True)
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise _port_error("HTTPS", settings.bind, settings.https_port, exc) from None
+        try:
+            mqtt = await start_mqtt_listener(router, settings.bind, settings.mqtt_port, tls)
+        except OSError as exc:
+            await runner.cleanup()
+            raise _port_error("MQTT", settings.bind, settings.mqtt_port, exc) from None
+    except BaseException:
+        await store.close()
+        raise
+    return Running(instance, store, runner, mqtt)
+
+
+def _port_error(what: str, host: str, port: int, exc: OSError) -> PortInUse:
+    if exc.errno == errno.EACCES:
+        hint = (f"binding port {port} needs privileges: run as root, or grant the capability "
+                f"with 'sudo setcap cap_net_bind_service=+ep {sys.executable}', or choose "
+                f"another port with --{'https' if what == 'HTTPS' else 'mqtt'}-port (the "
+                "official SDKs always connect to 443 and 8883, so put a port-preserving proxy "
+                "in front in that case)")
+    elif exc.errno == errno.EADDRINUSE:
+        hint = (f"another program already listens on {host}:{port}; stop it, or bind opendps "
+                "to another address with --bind")
+    else:
+        hint = str(exc)
+    return PortInUse(f"cannot listen for {what} on {host}:{port}: {hint}")
+
+
+def describe(instance: Instance) -> str:
+    s = instance.settings
+    hubs = ", ".join(h.host_name for h in instance.hubs)
+    return "\n".join([
+        f"opendps is running (ID scope {instance.id_scope})",
+        f"  device endpoint   {instance.dps_host_name}  (MQTT {s.bind}:{s.mqtt_port}, "
+        f"HTTPS and MQTT/WebSocket {s.bind}:{s.https_port})",
+        f"  hubs              {hubs}",
+        f"  trusted root CA   {instance.ca_path}",
+        "  devices: pass the CA file as server_verification_cert; operators: "
+        "'opendps info' prints the connection strings",
+    ])
+
+
+def write_info(instance: Instance) -> None:
+    """``info.json`` beside the database, for scripts and tests (0600: it holds keys)."""
+    import json
+    import os
+
+    path = instance.settings.data_dir / "info.json"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(instance.info(), fh, indent=2)
+
+
+async def serve(settings: Settings) -> None:
+    running = await start(settings)
+    write_info(running.instance)
+    print(describe(running.instance), flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):
+            pass
+    try:
+        await stop.wait()
+    finally:
+        await running.close()

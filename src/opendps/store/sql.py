@@ -1,0 +1,364 @@
+"""``SqlStore``: the ``Store`` protocol on SQLAlchemy's async engine (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from opendps.store import sqldocs
+from opendps.store import tables as t
+from opendps.store.common import as_utc, check_limit, copy_json, fold
+from opendps.store.engine import WRITE, make_engine
+from opendps.store.errors import translate, translated
+from opendps.store.interface import (
+    AccessPolicy,
+    EnrollmentKind,
+    HubRecord,
+    Page,
+    StoredDoc,
+    StoreError,
+    TelemetryEvent,
+)
+from opendps.store.migrate import upgrade_engine
+
+# Advisory lock key serialising telemetry appends on PostgreSQL (any fixed number will do).
+_TELEMETRY_LOCK = 0x6F70656E64707301
+
+_ENROLLMENTS = {"individual": t.individual_enrollments, "group": t.enrollment_groups}
+
+
+async def open_store(url: str) -> SqlStore:
+    """Open ``sqlite:///path`` or ``postgresql://...``, migrate it to head, return the store."""
+    with translated():
+        engine = make_engine(url)
+    try:
+        await upgrade_engine(engine)
+    except BaseException:
+        await engine.dispose()
+        raise
+    return SqlStore(engine)
+
+
+def _policy(row: sa.Row[Any]) -> AccessPolicy:
+    m = row._mapping
+    return AccessPolicy(
+        name=m["name"], primary_key=m["primary_key"], secondary_key=m["secondary_key"],
+        rights=frozenset(m["rights"]),
+    )
+
+
+def _hub(row: sa.Row[Any]) -> HubRecord:
+    m = row._mapping
+    return HubRecord(
+        host_name=m["host_name"], built_in=m["built_in"],
+        connection_string=m["connection_string"], allocation_weight=m["allocation_weight"],
+        apply_allocation_policy=m["apply_allocation_policy"], location=m["location"],
+        policies=m["policies"],
+    )
+
+
+def _event(row: sa.Row[Any]) -> TelemetryEvent:
+    m = row._mapping
+    return TelemetryEvent(
+        seq=m["seq"], hub=m["hub"], device_id=m["device_id"], enqueued=m["enqueued"],
+        body=bytes(m["body"]), properties=m["properties"],
+    )
+
+
+class SqlStore:
+    """Every write runs in its own IMMEDIATE transaction and is committed before returning."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE: True})
+
+    @property
+    def engine(self) -> AsyncEngine:
+        return self._engine
+
+    def _read(self) -> AsyncConnection:
+        return self._engine.connect()
+
+    def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self._writer.begin()
+
+    @translate
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    # -- settings ---------------------------------------------------------------------------
+    @translate
+    async def get_setting(self, key: str) -> str | None:
+        async with self._read() as conn:
+            value: str | None = await conn.scalar(
+                sa.select(t.settings.c.value).where(t.settings.c.key == key)
+            )
+        return value
+
+    @translate
+    async def setting_if_absent(self, key: str, value: str) -> str:
+        async with self._write() as conn:
+            ins = sqldocs.dialect_insert(conn, t.settings).values(key=key, value=value)
+            await conn.execute(ins.on_conflict_do_nothing(index_elements=["key"]))
+            stored: str | None = await conn.scalar(
+                sa.select(t.settings.c.value).where(t.settings.c.key == key)
+            )
+        if stored is None:  # cannot happen: settings are never deleted
+            raise StoreError(f"setting {key!r} vanished")
+        return stored
+
+    @translate
+    async def put_setting(self, key: str, value: str) -> None:
+        async with self._write() as conn:
+            await sqldocs.upsert(conn, t.settings, {"key": key, "value": value}, ["key"])
+
+    # -- access policies --------------------------------------------------------------------
+    @translate
+    async def list_policies(self) -> list[AccessPolicy]:
+        async with self._read() as conn:
+            rows = await conn.execute(sa.select(t.access_policies).order_by("name"))
+            return [_policy(r) for r in rows]
+
+    @translate
+    async def get_policy(self, name: str) -> AccessPolicy | None:
+        async with self._read() as conn:
+            stmt = sa.select(t.access_policies).where(t.access_policies.c.name == name)
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _policy(row)
+
+    @translate
+    async def put_policy(self, policy: AccessPolicy) -> None:
+        values = {
+            "name": policy.name, "primary_key": policy.primary_key,
+            "secondary_key": policy.secondary_key, "rights": sorted(policy.rights),
+        }
+        async with self._write() as conn:
+            await sqldocs.upsert(conn, t.access_policies, values, ["name"])
+
+    # -- enrollments ------------------------------------------------------------------------
+    @translate
+    async def get_enrollment(self, kind: EnrollmentKind, key: str) -> StoredDoc | None:
+        async with self._read() as conn:
+            return await sqldocs.get(conn, _ENROLLMENTS[kind], {"key_lower": fold(key)}, "key")
+
+    @translate
+    async def put_enrollment(
+        self, kind: EnrollmentKind, key: str, doc: dict[str, Any], *, if_match: str | None,
+        attestation_type: str, enabled: bool,
+    ) -> StoredDoc:
+        values = {"key": key, "attestation_type": attestation_type, "enabled": enabled}
+        async with self._write() as conn:
+            return await sqldocs.put(
+                conn, _ENROLLMENTS[kind], {"key_lower": fold(key)}, key, values, doc, if_match
+            )
+
+    @translate
+    async def delete_enrollment(
+        self, kind: EnrollmentKind, key: str, *, if_match: str | None
+    ) -> None:
+        async with self._write() as conn:
+            await sqldocs.delete(conn, _ENROLLMENTS[kind], {"key_lower": fold(key)}, if_match)
+
+    @translate
+    async def query_enrollments(
+        self, kind: EnrollmentKind, *, limit: int, continuation: str | None
+    ) -> Page:
+        table = _ENROLLMENTS[kind]
+        async with self._read() as conn:
+            return await sqldocs.page(
+                conn, table, sa.true(), "key_lower", "key", limit, continuation
+            )
+
+    @translate
+    async def groups_by_attestation(self, attestation_type: str) -> list[StoredDoc]:
+        table = t.enrollment_groups
+        stmt = (
+            sa.select(table)
+            .where(table.c.attestation_type == attestation_type)
+            .order_by(table.c.key_lower)
+        )
+        async with self._read() as conn:
+            return [sqldocs.to_doc(r, "key") for r in await conn.execute(stmt)]
+
+    # -- registrations and operations -------------------------------------------------------
+    @translate
+    async def get_registration(self, registration_id: str) -> StoredDoc | None:
+        ident = {"key_lower": fold(registration_id)}
+        async with self._read() as conn:
+            return await sqldocs.get(conn, t.registrations, ident, "key")
+
+    @translate
+    async def put_registration(
+        self, registration_id: str, doc: dict[str, Any], *, group_id: str | None,
+        device_id: str | None, assigned_hub: str | None,
+    ) -> StoredDoc:
+        values = {
+            "key": registration_id, "group_id": None if group_id is None else fold(group_id),
+            "device_id": device_id, "assigned_hub": assigned_hub,
+        }
+        ident = {"key_lower": fold(registration_id)}
+        async with self._write() as conn:
+            return await sqldocs.put(
+                conn, t.registrations, ident, registration_id, values, doc, None
+            )
+
+    @translate
+    async def delete_registration(self, registration_id: str, *, if_match: str | None) -> None:
+        ident = {"key_lower": fold(registration_id)}
+        async with self._write() as conn:
+            await sqldocs.delete(conn, t.registrations, ident, if_match)
+
+    @translate
+    async def query_registrations(
+        self, group_id: str, *, limit: int, continuation: str | None
+    ) -> Page:
+        where = t.registrations.c.group_id == fold(group_id)
+        async with self._read() as conn:
+            return await sqldocs.page(
+                conn, t.registrations, where, "key_lower", "key", limit, continuation
+            )
+
+    @translate
+    async def put_operation(
+        self, operation_id: str, registration_id: str, doc: dict[str, Any]
+    ) -> None:
+        values = {"registration_id": fold(registration_id)}
+        ident = {"operation_id": operation_id}
+        async with self._write() as conn:
+            await sqldocs.put(conn, t.operations, ident, operation_id, values, doc, None)
+
+    @translate
+    async def get_operation(self, operation_id: str) -> StoredDoc | None:
+        async with self._read() as conn:
+            return await sqldocs.get(
+                conn, t.operations, {"operation_id": operation_id}, "operation_id"
+            )
+
+    # -- hubs -------------------------------------------------------------------------------
+    @translate
+    async def list_hubs(self) -> list[HubRecord]:
+        async with self._read() as conn:
+            rows = await conn.execute(sa.select(t.hubs).order_by(t.hubs.c.host_name))
+            return [_hub(r) for r in rows]
+
+    @translate
+    async def get_hub(self, host_name: str) -> HubRecord | None:
+        async with self._read() as conn:
+            stmt = sa.select(t.hubs).where(t.hubs.c.host_name == host_name)
+            row = (await conn.execute(stmt)).first()
+        return None if row is None else _hub(row)
+
+    @translate
+    async def put_hub(self, hub: HubRecord) -> None:
+        values = {
+            "host_name": hub.host_name, "built_in": hub.built_in,
+            "connection_string": hub.connection_string,
+            "allocation_weight": hub.allocation_weight,
+            "apply_allocation_policy": hub.apply_allocation_policy, "location": hub.location,
+            "policies": hub.policies,
+        }
+        async with self._write() as conn:
+            await sqldocs.upsert(conn, t.hubs, values, ["host_name"])
+
+    # -- devices and twins ------------------------------------------------------------------
+    @translate
+    async def get_device(self, hub: str, device_id: str) -> StoredDoc | None:
+        async with self._read() as conn:
+            ident = {"hub": hub, "device_id": device_id}
+            return await sqldocs.get(conn, t.devices, ident, "device_id")
+
+    @translate
+    async def put_device(
+        self, hub: str, device_id: str, doc: dict[str, Any], *, if_match: str | None
+    ) -> StoredDoc:
+        ident = {"hub": hub, "device_id": device_id}
+        async with self._write() as conn:
+            return await sqldocs.put(conn, t.devices, ident, device_id, {}, doc, if_match)
+
+    @translate
+    async def delete_device(self, hub: str, device_id: str, *, if_match: str | None) -> None:
+        ident = {"hub": hub, "device_id": device_id}
+        async with self._write() as conn:
+            await sqldocs.delete(conn, t.devices, ident, if_match)
+            await conn.execute(
+                sa.delete(t.twins).where(t.twins.c.hub == hub, t.twins.c.device_id == device_id)
+            )
+
+    @translate
+    async def list_devices(self, hub: str, *, limit: int, continuation: str | None) -> Page:
+        where = t.devices.c.hub == hub
+        async with self._read() as conn:
+            return await sqldocs.page(
+                conn, t.devices, where, "device_id", "device_id", limit, continuation
+            )
+
+    @translate
+    async def get_twin(self, hub: str, device_id: str) -> StoredDoc | None:
+        async with self._read() as conn:
+            ident = {"hub": hub, "device_id": device_id}
+            return await sqldocs.get(conn, t.twins, ident, "device_id")
+
+    @translate
+    async def put_twin(
+        self, hub: str, device_id: str, doc: dict[str, Any], *, if_match: str | None
+    ) -> StoredDoc:
+        ident = {"hub": hub, "device_id": device_id}
+        async with self._write() as conn:
+            return await sqldocs.put(conn, t.twins, ident, device_id, {}, doc, if_match)
+
+    # -- telemetry --------------------------------------------------------------------------
+    @translate
+    async def append_event(
+        self, hub: str, device_id: str, enqueued: datetime, body: bytes,
+        properties: dict[str, Any], *, keep: int,
+    ) -> TelemetryEvent:
+        if keep < 0:
+            raise ValueError("keep must not be negative")
+        tel = t.telemetry
+        enqueued = as_utc(enqueued)
+        async with self._write() as conn:
+            if conn.dialect.name == "postgresql":
+                # Readers page by seq, so seqs must become visible in order: serialise appends
+                # so none commits after a higher seq a reader may already have passed.
+                # (SQLite's single writer gives this for free.)
+                await conn.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TELEMETRY_LOCK}
+                )
+            stmt = sa.insert(tel).values(
+                hub=hub, device_id=device_id, enqueued=enqueued, body=body, properties=properties
+            ).returning(tel.c.seq)
+            seq = (await conn.execute(stmt)).scalar_one()
+            # Seqs are global, so a hub's are not contiguous: find the (keep+1)-th newest.
+            cutoff = (
+                sa.select(tel.c.seq).where(tel.c.hub == hub).order_by(tel.c.seq.desc())
+                .limit(1).offset(keep).scalar_subquery()
+            )
+            await conn.execute(sa.delete(tel).where(tel.c.hub == hub, tel.c.seq <= cutoff))
+        return TelemetryEvent(
+            seq=seq, hub=hub, device_id=device_id, enqueued=enqueued, body=bytes(body),
+            properties=copy_json(properties),
+        )
+
+    @translate
+    async def events_after(
+        self, hub: str | None, seq: int, *, device_id: str | None, limit: int
+    ) -> list[TelemetryEvent]:
+        check_limit(limit)
+        tel = t.telemetry
+        stmt = sa.select(tel).where(tel.c.seq > seq).order_by(tel.c.seq).limit(limit)
+        if hub is not None:
+            stmt = stmt.where(tel.c.hub == hub)
+        if device_id is not None:
+            stmt = stmt.where(tel.c.device_id == device_id)
+        async with self._read() as conn:
+            return [_event(r) for r in await conn.execute(stmt)]
+
+    @translate
+    async def last_event_seq(self) -> int:
+        async with self._read() as conn:
+            value = await conn.scalar(sa.select(sa.func.max(t.telemetry.c.seq)))
+        return int(value or 0)

@@ -1,0 +1,61 @@
+"""Column types that round-trip identically on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from opendps.store.common import as_utc, dump_json, load_json
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes with microseconds on both backends.
+
+    PostgreSQL keeps them in ``timestamptz``; SQLite stores a fixed-width naive UTC string,
+    which also sorts chronologically, and we re-attach UTC on the way out.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = as_utc(value)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JsonText(sa.TypeDecorator[Any]):
+    """JSON kept as compact text so both backends store and return exactly the same thing."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else dump_json(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
+        return None if value is None else load_json(value)
+
+
+def key_text() -> sa.types.TypeEngine[str]:
+    """Text for keys we sort and page by: byte order ("C") on PostgreSQL, like SQLite and
+    Python, so continuation tokens mean the same everywhere."""
+    return sa.Text().with_variant(sa.Text(collation="C"), "postgresql")
+
+
+def seq_type() -> sa.types.TypeEngine[int]:
+    """BIGINT on PostgreSQL; SQLite only auto-increments an ``INTEGER PRIMARY KEY``."""
+    return sa.BigInteger().with_variant(sa.Integer(), "sqlite")

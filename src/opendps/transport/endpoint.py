@@ -1,0 +1,183 @@
+"""The MQTT endpoint shared by the TLS listener and the WebSocket bridge: bytes in, the sans-I/O
+connection in the middle, packets handled one at a time by the session the CONNECT chose."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..protocol.mqtt import (
+    NEED_DATA,
+    PAUSED,
+    ConnAck,
+    ConnAckCode,
+    Connect,
+    ConnectionClosed,
+    Disconnect,
+    LocalProtocolError,
+    MqttConnection,
+    Packet,
+    PingReq,
+    PingResp,
+    Publish,
+    Role,
+)
+from .session import Session
+
+log = logging.getLogger("opendps.mqtt")
+MAX_QUEUED = 64  # packets waiting for the session before reading pauses
+MAX_PACKET = 128 * 1024  # 96 KB payloads plus topic and headers
+
+SessionRouter = Callable[[Connect, "MqttEndpoint"], Session | None]
+
+
+class MqttEndpoint:
+    def __init__(self, router: SessionRouter, write: Callable[[bytes], None],
+                 close: Callable[[], None], *, peer: str = "?",
+                 pause: Callable[[bool], None] | None = None) -> None:
+        self._router = router
+        self._write = write
+        self._close_transport = close
+        self._pause = pause
+        self.peer = peer
+        self.conn = MqttConnection(Role.SERVER, max_packet_size=MAX_PACKET)
+        self.session: Session | None = None
+        self._queue: asyncio.Queue[Packet | ConnectionClosed] = asyncio.Queue()
+        self._worker = asyncio.ensure_future(self._run())
+        self._timer: asyncio.TimerHandle | None = None
+        self._paused = False
+        self._transport_gone = False
+        self.closed = False
+
+    # -- from the transport ------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        if self.closed:
+            return
+        loop = asyncio.get_running_loop()
+        self.conn.receive_data(data, loop.time())
+        self._drain_events()
+        self._arm_timer()
+
+    def connection_lost(self) -> None:
+        """Packets already received are still handled; then the worker sees the close."""
+        self._transport_gone = True
+        if self.closed:
+            return
+        try:
+            self.conn.receive_data(b"")
+        except LocalProtocolError:
+            pass
+        self._drain_events()
+        if self._queue.empty() and self.conn.state.name == "CLOSED":
+            self._queue.put_nowait(ConnectionClosed("connection lost"))
+
+    def _drain_events(self) -> None:
+        while True:
+            event = self.conn.next_event()
+            if event is NEED_DATA or event is PAUSED:
+                break
+            self._queue.put_nowait(event)  # type: ignore[arg-type]
+            if isinstance(event, ConnectionClosed):
+                break
+        if self._pause and not self._paused and self._queue.qsize() > MAX_QUEUED:
+            self._paused = True
+            self._pause(True)
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        deadline = self.conn.get_timer()
+        if deadline is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.conn.handle_timer(asyncio.get_running_loop().time())
+        self._drain_events()
+
+    # -- the worker ------------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            while True:
+                event = await self._queue.get()
+                if self._paused and self._queue.qsize() < MAX_QUEUED // 2 and self._pause:
+                    self._paused = False
+                    self._pause(False)
+                if isinstance(event, ConnectionClosed):
+                    self._closed_by_peer(event)
+                    return
+                await self._handle(event)
+                if self.closed:
+                    return
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("MQTT session from %s failed", self.peer)
+            self.close("internal error")
+
+    def _closed_by_peer(self, event: ConnectionClosed) -> None:
+        hint = event.error.connack_hint if event.error else None
+        if hint is not None:
+            self.send(ConnAck(False, int(hint)))
+        if event.error:
+            log.info("MQTT peer %s: %s", self.peer, event.reason)
+        self.close(event.reason)
+
+    async def _handle(self, packet: Packet) -> None:
+        if isinstance(packet, Connect):
+            await self._connect(packet)
+        elif isinstance(packet, PingReq):
+            self.send(PingResp())
+        elif isinstance(packet, Disconnect):
+            self.close("client disconnected")
+        elif self.session is not None:
+            await self.session.on_packet(packet)
+
+    async def _connect(self, packet: Connect) -> None:
+        session = self._router(packet, self)
+        if session is None:
+            self.send(ConnAck(False, int(ConnAckCode.BAD_USERNAME_OR_PASSWORD)))
+            self.close("CONNECT with an unrecognised username")
+            return
+        code = await session.on_connect(packet)
+        self.send(ConnAck(False, code))
+        if code != 0:
+            self.close(f"CONNECT refused ({code})")
+            return
+        self.session = session
+        self._drain_events()  # packets pipelined behind CONNECT
+
+    # -- Outbox for sessions --------------------------------------------------------------
+    def send(self, packet: Packet) -> None:
+        if self.closed or self._transport_gone:
+            return
+        try:
+            self._write(self.conn.send(packet))
+        except LocalProtocolError as exc:
+            log.warning("not sending %s to %s: %s", type(packet).__name__, self.peer, exc)
+
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None:
+        if self.closed:
+            return
+        packet_id = self.conn.next_packet_id() if qos else None
+        self.send(Publish(topic, payload, qos, packet_id))
+
+    def close(self, reason: str) -> None:
+        if self.closed:
+            return
+        log.debug("closing MQTT connection from %s: %s", self.peer, reason)
+        self._finish()
+        if not self._transport_gone:
+            self._close_transport()
+
+    def _finish(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.session is not None:
+            self.session.on_close()
+        if asyncio.current_task() is not self._worker:
+            self._worker.cancel()

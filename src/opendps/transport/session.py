@@ -1,0 +1,26 @@
+"""What an MQTT endpoint needs from the role it serves (DPS or hub): the shell owns bytes and
+the protocol state machine; a session owns meaning."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from ..protocol.mqtt import Connect, Packet
+
+
+class Outbox(Protocol):
+    def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
+
+    def send(self, packet: Packet) -> None: ...
+
+    def close(self, reason: str) -> None: ...
+
+
+class Session(Protocol):
+    async def on_connect(self, packet: Connect) -> int:
+        """Return the CONNACK return code (0 accepts)."""
+        ...
+
+    async def on_packet(self, packet: Packet) -> None: ...
+
+    def on_close(self) -> None: ...
