@@ -108,6 +108,8 @@ class FakeHttps:
         self._loop.call_soon_threadsafe(self._loop.stop)
         if self._thread is not None:
             self._thread.join(10)
+        if not self._loop.is_running():
+            self._loop.close()
 
 
 def reply(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Responder:

@@ -41,8 +41,8 @@ def assert_dps_error(status: int, headers: dict, body: dict, want_status: int,
 
 def still_serving(server, enrollment) -> None:  # type: ignore[no-untyped-def]
     registration_id, key = enrollment
-    status, headers, body = register(server, registration_id,
-                                     device_token(server, registration_id, key))
+    status, _, body = register(server, registration_id,
+                               device_token(server, registration_id, key))
     assert status == 202 and body["status"] == "assigning"
 
 

@@ -166,7 +166,7 @@ def test_service_api_versions(server, version: str) -> None:  # type: ignore[no-
 
     key = server.info["serviceConnectionString"].split("SharedAccessKey=")[1]
     token = sas.generate(server.host, key, key_name="provisioningserviceowner")
-    status, headers, body = https(server, "POST", f"/enrollments/query?api-version={version}",
+    status, _, body = https(server, "POST", f"/enrollments/query?api-version={version}",
                                   '{"query": "SELECT * FROM enrollments"}',
                                   {"Authorization": token, "x-ms-max-item-count": "1"})
     assert status == 200 and isinstance(body, list)

@@ -34,14 +34,16 @@ def test_each_sdk_spelling_verifies(spelling: str) -> None:
     se = 2_000_000_000
     if spelling == "python":
         sr = urllib.parse.quote(RESOURCE, safe="")
-        token = f"SharedAccessSignature sr={sr}&sig={urllib.parse.quote(_sig(sr, se), safe='')}&se={se}"
+        sig = urllib.parse.quote(_sig(sr, se), safe="")
+        token = f"SharedAccessSignature sr={sr}&sig={sig}&se={se}"
     elif spelling == "node":
         sr = RESOURCE
         token = (f"SharedAccessSignature sr={sr}&sig={urllib.parse.quote(_sig(sr, se), safe='')}"
                  f"&skn=registration&se={se}")
     elif spelling == "lower-hex":
         sr = urllib.parse.quote(RESOURCE, safe="").replace("%2F", "%2f")
-        token = f"SharedAccessSignature se={se}&skn=registration&sr={sr}&sig={urllib.parse.quote(_sig(sr, se), safe='')}"
+        sig = urllib.parse.quote(_sig(sr, se), safe="")
+        token = f"SharedAccessSignature se={se}&skn=registration&sr={sr}&sig={sig}"
     else:
         sr = RESOURCE
         token = f"SharedAccessSignature sr={sr}&sig={_sig(sr, se)}&se={se}"

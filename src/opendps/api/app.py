@@ -46,8 +46,8 @@ async def errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
     except RegistryError as err:
         return hub_error_response(err.status, err.code, err.message)
     except web.HTTPRequestEntityTooLarge:
-        return dps_error_response(DpsError(ErrorCode.PAYLOAD_TOO_LARGE, "the request body is too large"),
-                                  tracking_id)
+        too_large = DpsError(ErrorCode.PAYLOAD_TOO_LARGE, "the request body is too large")
+        return dps_error_response(too_large, tracking_id)
     except web.HTTPMethodNotAllowed as exc:
         return dps_error_response(
             DpsError(ErrorCode.METHOD_NOT_ALLOWED, f"{exc.method} is not allowed here"),

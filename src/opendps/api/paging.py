@@ -20,7 +20,8 @@ def page_params(request: web.Request) -> tuple[int, str | None]:
     try:
         limit = int(raw) if raw else DEFAULT_PAGE
     except ValueError:
-        raise DpsError(ErrorCode.ARGUMENT_INVALID, "x-ms-max-item-count must be an integer") from None
+        raise DpsError(ErrorCode.ARGUMENT_INVALID,
+                       "x-ms-max-item-count must be an integer") from None
     if limit < 1:
         raise DpsError(ErrorCode.ARGUMENT_INVALID, "x-ms-max-item-count must be positive")
     return min(limit, MAX_PAGE), request.headers.get("x-ms-continuation") or None

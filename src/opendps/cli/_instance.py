@@ -32,6 +32,7 @@ async def bootstrap_info(settings: config.Settings) -> dict[str, Any]:
     from ..instance import bootstrap
     from ..store import open_store
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # SQLite needs the directory
     store = await open_store(settings.db_url)
     try:
         if await store.get_setting("id_scope") is not None:

@@ -16,7 +16,9 @@ import click
 from ..client._http import ServiceError
 from ..client.device import MqttError, ProvisioningError
 from ..client.hub_device import HubRequestError
+from ..config import ConfigError
 from ..protocol.connstr import ConnectionStringError
+from ..store.interface import StoreError
 from .device import device
 from .enrollment import enrollment
 from .enrollment_group import enrollment_group
@@ -45,6 +47,8 @@ def describe(exc: BaseException) -> str | None:
         return f"cannot connect to {exc.host}:{exc.port}: {exc.os_error.strerror or exc}"
     if isinstance(exc, aiohttp.ClientError):
         return f"HTTP request failed: {exc}"
+    if isinstance(exc, StoreError | ConfigError):
+        return str(exc)
     if isinstance(exc, TimeoutError):
         return str(exc) or "timed out"
     if isinstance(exc, ConnectionError | OSError):

@@ -88,10 +88,14 @@ class MqttSession:
                       response_timeout: float = DEFAULT_TIMEOUT,
                       server_hostname: str | None = None) -> MqttSession:
         """TCP (+TLS, host name checked against ``server_hostname`` or ``host``), then CONNECT."""
-        async with asyncio.timeout(response_timeout):
-            reader, writer = await asyncio.open_connection(
-                host, port, ssl=ssl_context,
-                server_hostname=(server_hostname or host) if ssl_context else None)
+        try:
+            async with asyncio.timeout(response_timeout):
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=ssl_context,
+                    server_hostname=(server_hostname or host) if ssl_context else None)
+        except TimeoutError:
+            raise TimeoutError(f"no TLS connection to {host}:{port} within "
+                               f"{response_timeout:g} s") from None
         session = cls(reader, writer, keep_alive=keep_alive, response_timeout=response_timeout)
         session._tasks.append(asyncio.create_task(session._read_loop()))
         try:
@@ -120,7 +124,7 @@ class MqttSession:
 
     # -- requests ----------------------------------------------------------------------------
     async def subscribe(self, topic_filter: str, qos: int = 1) -> int:
-        """Subscribe one filter; returns the granted QoS (0x80 means refused)."""
+        """Subscribe one filter; returns the granted QoS, raises MqttError if refused."""
         self._next_sub_id = self._next_sub_id % 0xFFFF + 1
         packet_id = self._next_sub_id
         future = asyncio.get_running_loop().create_future()

@@ -31,7 +31,8 @@ class EventBus:
         for handler in list(self._handlers.get(channel, ())):
             handler(event)
 
-    def queue(self, channel: str, maxsize: int = 10_000) -> tuple[asyncio.Queue, Callable[[], None]]:
+    def queue(self, channel: str,
+              maxsize: int = 10_000) -> tuple[asyncio.Queue, Callable[[], None]]:
         """A bounded queue fed by the channel; the oldest event is dropped when full."""
         q: asyncio.Queue = asyncio.Queue(maxsize)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..protocol.hub_models import empty_twin
 from ..protocol.timefmt import format_utc, utc_now
-from ..store.interface import EtagMismatch, NotFound, StoredDoc, Store
+from ..store.interface import EtagMismatch, NotFound, Store, StoredDoc
 
 
 class RegistryError(Exception):

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..protocol.hub_models import empty_twin
 from ..protocol.twin_patch import merge
-from ..store.interface import EtagMismatch, StoredDoc, Store
+from ..store.interface import EtagMismatch, Store, StoredDoc
 from .bus import EventBus, desired_channel
 
 MAX_CAS_ATTEMPTS = 50

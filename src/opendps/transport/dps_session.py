@@ -8,8 +8,17 @@ import logging
 
 from ..protocol import dps_topics
 from ..protocol.errors import DpsError, ErrorCode
-from ..protocol.mqtt import ConnAckCode, Connect, Packet, PubAck, Publish, SubAck, Subscribe
-from ..protocol.mqtt import Unsubscribe, UnsubAck
+from ..protocol.mqtt import (
+    ConnAckCode,
+    Connect,
+    Packet,
+    PubAck,
+    Publish,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+)
 from ..provisioning.engine import ProvisioningEngine, RegistrationRequest, Reply
 from .session import Outbox
 

@@ -11,8 +11,17 @@ from ..hub.builtin import BuiltinHub, DeviceAuthError
 from ..hub.bus import desired_channel
 from ..protocol import hub_topics
 from ..protocol.hub_models import device_twin_document, empty_twin
-from ..protocol.mqtt import ConnAckCode, Connect, Packet, PubAck, Publish, SubAck, Subscribe
-from ..protocol.mqtt import Unsubscribe, UnsubAck
+from ..protocol.mqtt import (
+    ConnAckCode,
+    Connect,
+    Packet,
+    PubAck,
+    Publish,
+    SubAck,
+    Subscribe,
+    UnsubAck,
+    Unsubscribe,
+)
 from ..protocol.twin_patch import TwinPatchError
 from .session import Outbox
 

@@ -4,39 +4,46 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import WSMsgType, web
 
 from .endpoint import MqttEndpoint, SessionRouter
 
+MAX_FRAME = 256 * 1024
+
 
 def websocket_handler(router: SessionRouter):  # type: ignore[no-untyped-def]
     async def handle(request: web.Request) -> web.StreamResponse:
-        ws = web.WebSocketResponse(protocols=("mqtt",), max_msg_size=256 * 1024,
-                                   heartbeat=None)
+        ws = web.WebSocketResponse(protocols=("mqtt",), max_msg_size=MAX_FRAME, heartbeat=None)
         await ws.prepare(request)
-        pending: list[asyncio.Future] = []
+        outgoing: asyncio.Queue[bytes | None] = asyncio.Queue()
 
-        def write(data: bytes) -> None:
-            if not ws.closed:
-                pending.append(asyncio.ensure_future(ws.send_bytes(data)))
-                del pending[:-32]
+        async def writer() -> None:
+            """One writer keeps MQTT bytes in order; None means close."""
+            while (data := await outgoing.get()) is not None:
+                if ws.closed:
+                    break
+                await ws.send_bytes(data)
+            await ws.close()
 
-        def close() -> None:
-            asyncio.ensure_future(ws.close())
-
-        endpoint = MqttEndpoint(router, write, close, peer=str(request.remote))
+        writing = asyncio.create_task(writer())
+        endpoint = MqttEndpoint(router, outgoing.put_nowait, lambda: outgoing.put_nowait(None),
+                                peer=str(request.remote))
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     endpoint.feed(msg.data)
-                elif msg.type in (WSMsgType.TEXT,):
+                elif msg.type == WSMsgType.TEXT:
                     endpoint.close("MQTT over WebSocket must use binary frames")
                     break
                 else:
                     break
         finally:
             endpoint.connection_lost()
+            outgoing.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writing, 5)
         return ws
 
     return handle

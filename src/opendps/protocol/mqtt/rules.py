@@ -1,4 +1,4 @@
-"""Field rules shared by the encoder and the decoder.
+"""MQTT 3.1.1 wire rules shared by the encoder and the decoder: limits, flag bits, field checks.
 
 Each check returns a description of what is wrong, or None. The caller picks the exception:
 the decoder blames the peer (MqttProtocolError), the encoder blames the caller
@@ -7,9 +7,24 @@ the decoder blames the peer (MqttProtocolError), the encoder blames the caller
 
 from __future__ import annotations
 
+from .packets import ConnAckCode, PacketType, SubAckCode
+
 MAX_PACKET_ID = 0xFFFF
 MAX_STRING_BYTES = 0xFFFF
 MAX_REMAINING_LENGTH = 268_435_455  # four varint bytes (§2.2.3)
+
+# Fixed-header flag bits each type must carry (§2.2.2); PUBLISH's flags are checked separately.
+REQUIRED_FLAGS = {t: 0 for t in PacketType if t is not PacketType.PUBLISH}
+REQUIRED_FLAGS.update(
+    {PacketType.PUBREL: 0b0010, PacketType.SUBSCRIBE: 0b0010, PacketType.UNSUBSCRIBE: 0b0010}
+)
+CONNACK_CODES = frozenset(ConnAckCode)  # 6-255 are reserved
+SUBACK_CODES = frozenset(SubAckCode)
+
+# CONNECT flag bits (§3.1.2.3); will QoS sits in bits 3-4
+RESERVED, CLEAN_SESSION, WILL, WILL_QOS_BITS, WILL_RETAIN, PASSWORD, USERNAME = (
+    0x01, 0x02, 0x04, 0x18, 0x20, 0x40, 0x80,
+)  # fmt: skip
 
 
 def qos_problem(qos: int, what: str = "QoS") -> str | None:

@@ -1,0 +1,22 @@
+# Sourced by the scripts: a project virtualenv with opendps installed (extras in $1).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${OPENDPS_VENV:-$root/.venv}"
+python="${PYTHON:-}"
+if [ -z "$python" ]; then
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+      python="$candidate"; break
+    fi
+  done
+fi
+[ -n "$python" ] || { echo "opendps needs Python 3.11 or newer" >&2; exit 1; }
+stamp="$venv/.opendps-installed${1:+-$1}"
+if [ ! -x "$venv/bin/python" ]; then
+  "$python" -m venv "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  "$venv/bin/python" -m pip install --quiet --upgrade pip
+  "$venv/bin/python" -m pip install --quiet -e "$root${1:+[$1]}"
+  touch "$stamp"
+fi
