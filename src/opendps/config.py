@@ -34,6 +34,7 @@ class Settings:
     hub_host_names: tuple[str, ...] = ("localhost",)
     retry_after: int = 3 * SECONDS
     telemetry_keep: int = 10_000
+    mqtt_connect_timeout: int = 30 * SECONDS
     log_level: str = "INFO"
 
     @property
@@ -49,6 +50,8 @@ class Settings:
             raise ConfigError("at least one hub host name is needed")
         if self.retry_after < 1:
             raise ConfigError("retry_after must be at least 1 second")
+        if self.mqtt_connect_timeout < 1:
+            raise ConfigError("mqtt_connect_timeout must be at least 1 second")
         if self.telemetry_keep < 1:
             raise ConfigError("telemetry_keep must be at least 1")
         return self
@@ -66,7 +69,8 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
         return tuple(value)
-    if name in ("https_port", "mqtt_port", "retry_after", "telemetry_keep"):
+    if name in ("https_port", "mqtt_port", "retry_after", "telemetry_keep",
+                "mqtt_connect_timeout"):
         try:
             return int(value)
         except (TypeError, ValueError):

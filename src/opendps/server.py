@@ -77,7 +77,7 @@ async def start(settings: Settings) -> Running:
                                     retry_after=settings.retry_after)
         router = SessionRouter(engine, hubs)
         ctx = ApiContext(engine, store, hubs, instance.dps_host_name, bus, connections,
-                         websocket=websocket_handler(router))
+                         websocket=websocket_handler(router, settings.mqtt_connect_timeout))
         tls = server_context(instance.cert_path, instance.key_path)
         runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
         await runner.setup()
@@ -89,7 +89,8 @@ async def start(settings: Settings) -> Running:
             await runner.cleanup()
             raise _port_error("HTTPS", settings.bind, settings.https_port, exc) from None
         try:
-            mqtt = await start_mqtt_listener(router, settings.bind, settings.mqtt_port, tls)
+            mqtt = await start_mqtt_listener(router, settings.bind, settings.mqtt_port, tls,
+                                             connect_timeout=settings.mqtt_connect_timeout)
         except OSError as exc:
             await runner.cleanup()
             raise _port_error("MQTT", settings.bind, settings.mqtt_port, exc) from None

@@ -36,7 +36,9 @@ def describe(exc: BaseException) -> str | None:
     if isinstance(exc, ProvisioningError | HubRequestError | MqttError):
         return str(exc)
     if isinstance(exc, ConnectionStringError):
-        # the message may quote a malformed part, which could be a key
+        if "lacks" in str(exc):  # names a missing field, nothing the user typed
+            return f"the {exc}"
+        # other messages quote the malformed part, which could be a key
         return "the connection string is malformed (want HostName=…;SharedAccessKeyName=…;" \
                "SharedAccessKey=…)"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):

@@ -28,6 +28,7 @@ from .session import Session
 log = logging.getLogger("opendps.mqtt")
 MAX_QUEUED = 64  # packets waiting for the session before reading pauses
 MAX_PACKET = 128 * 1024  # 96 KB payloads plus topic and headers
+CONNECT_TIMEOUT = 30.0  # a connection that never sends CONNECT holds nothing for long
 
 SessionRouter = Callable[[Connect, "MqttEndpoint"], Session | None]
 
@@ -35,7 +36,8 @@ SessionRouter = Callable[[Connect, "MqttEndpoint"], Session | None]
 class MqttEndpoint:
     def __init__(self, router: SessionRouter, write: Callable[[bytes], None],
                  close: Callable[[], None], *, peer: str = "?",
-                 pause: Callable[[bool], None] | None = None) -> None:
+                 pause: Callable[[bool], None] | None = None,
+                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
         self._router = router
         self._write = write
         self._close_transport = close
@@ -49,6 +51,8 @@ class MqttEndpoint:
         self._paused = False
         self._transport_gone = False
         self.closed = False
+        self._connect_deadline = asyncio.get_running_loop().call_later(
+            connect_timeout, self._no_connect)
 
     # -- from the transport ------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
@@ -91,6 +95,11 @@ class MqttEndpoint:
         if deadline is not None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_at(deadline, self._on_timer)
+
+    def _no_connect(self) -> None:
+        if self.session is None and not self.closed:
+            log.info("MQTT peer %s sent no CONNECT in time", self.peer)
+            self.close("no CONNECT in time")
 
     def _on_timer(self) -> None:
         self.conn.handle_timer(asyncio.get_running_loop().time())
@@ -177,6 +186,7 @@ class MqttEndpoint:
         self.closed = True
         if self._timer is not None:
             self._timer.cancel()
+        self._connect_deadline.cancel()
         if self.session is not None:
             self.session.on_close()
         if asyncio.current_task() is not self._worker:

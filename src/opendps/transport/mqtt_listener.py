@@ -12,8 +12,9 @@ HANDSHAKE_TIMEOUT = 30.0
 
 
 class MqttProtocol(asyncio.Protocol):
-    def __init__(self, router: SessionRouter) -> None:
+    def __init__(self, router: SessionRouter, connect_timeout: float) -> None:
         self._router = router
+        self._connect_timeout = connect_timeout
         self._endpoint: MqttEndpoint | None = None
         self._transport: asyncio.Transport | None = None
 
@@ -22,7 +23,7 @@ class MqttProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._endpoint = MqttEndpoint(
             self._router, self._transport.write, self._transport.close,
-            peer=str(peer), pause=self._pause)
+            peer=str(peer), pause=self._pause, connect_timeout=self._connect_timeout)
 
     def _pause(self, paused: bool) -> None:
         if self._transport is None or self._transport.is_closing():
@@ -45,8 +46,8 @@ class MqttProtocol(asyncio.Protocol):
 
 
 async def start_mqtt_listener(router: SessionRouter, host: str, port: int,
-                              ctx: ssl.SSLContext) -> asyncio.Server:
+                              ctx: ssl.SSLContext, *, connect_timeout: float) -> asyncio.Server:
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: MqttProtocol(router), host, port, ssl=ctx,
+        lambda: MqttProtocol(router, connect_timeout), host, port, ssl=ctx,
         ssl_handshake_timeout=HANDSHAKE_TIMEOUT, reuse_address=True)

@@ -13,7 +13,7 @@ from .endpoint import MqttEndpoint, SessionRouter
 MAX_FRAME = 256 * 1024
 
 
-def websocket_handler(router: SessionRouter):  # type: ignore[no-untyped-def]
+def websocket_handler(router: SessionRouter, connect_timeout: float):  # type: ignore[no-untyped-def]
     async def handle(request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(protocols=("mqtt",), max_msg_size=MAX_FRAME, heartbeat=None)
         await ws.prepare(request)
@@ -29,7 +29,7 @@ def websocket_handler(router: SessionRouter):  # type: ignore[no-untyped-def]
 
         writing = asyncio.create_task(writer())
         endpoint = MqttEndpoint(router, outgoing.put_nowait, lambda: outgoing.put_nowait(None),
-                                peer=str(request.remote))
+                                peer=str(request.remote), connect_timeout=connect_timeout)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
