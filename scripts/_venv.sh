@@ -16,7 +16,14 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
-  "$venv/bin/python" -m pip install --quiet --upgrade pip
-  "$venv/bin/python" -m pip install --quiet -e "$root${1:+[$1]}"
+  log="$venv/pip-install.log"
+  echo "installing opendps${1:+[$1]} into $venv (log: $log)" >&2
+  if ! { "$venv/bin/python" -m pip install --disable-pip-version-check --upgrade pip &&
+         "$venv/bin/python" -m pip install --disable-pip-version-check -e "$root${1:+[$1]}"; } \
+       >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "installing opendps failed; the whole log is in $log" >&2
+    exit 1
+  fi
   touch "$stamp"
 fi
