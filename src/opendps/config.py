@@ -35,6 +35,13 @@ class Settings:
     retry_after: int = 3 * SECONDS
     telemetry_keep: int = 10_000
     mqtt_connect_timeout: int = 30 * SECONDS
+    max_ca_certificates: int = 25  # the DPS limit (seed digest 1, service limits)
+    max_linked_hubs: int = 50  # the DPS limit
+    allocation_policy: str = "hashed"  # service-wide default: hashed | geoLatency | static
+    location: str = ""  # this instance's location, for geoLatency allocation
+    webhook_ca_file: str | None = None  # trust root for HTTPS custom allocation webhooks
+    webhook_timeout: int = 10 * SECONDS
+    external_hub_ca_file: str | None = None  # trust root for external hubs (None: system)
     log_level: str = "INFO"
 
     @property
@@ -52,6 +59,8 @@ class Settings:
             raise ConfigError("retry_after must be at least 1 second")
         if self.mqtt_connect_timeout < 1:
             raise ConfigError("mqtt_connect_timeout must be at least 1 second")
+        if self.allocation_policy not in ("hashed", "geoLatency", "static"):
+            raise ConfigError("allocation_policy must be hashed, geoLatency or static")
         if self.telemetry_keep < 1:
             raise ConfigError("telemetry_keep must be at least 1")
         return self
@@ -70,7 +79,8 @@ def _coerce(name: str, value: Any) -> Any:
             value = [v.strip() for v in value.split(",") if v.strip()]
         return tuple(value)
     if name in ("https_port", "mqtt_port", "retry_after", "telemetry_keep",
-                "mqtt_connect_timeout"):
+                "mqtt_connect_timeout", "max_ca_certificates", "max_linked_hubs",
+                "webhook_timeout"):
         try:
             return int(value)
         except (TypeError, ValueError):

@@ -7,7 +7,7 @@ import errno
 import logging
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -18,13 +18,16 @@ from .hub.builtin import BuiltinHub
 from .hub.bus import EventBus
 from .hub.connections import ConnectionTable
 from .instance import Instance, bootstrap
+from .linked_hubs import LinkedHubs
+from .provisioning.allocation_policy import AllocationSettings, Allocator
 from .provisioning.engine import ProvisioningEngine
-from .provisioning.hub_port import HubPort
+from .provisioning.webhook import WebhookAllocator
 from .store import open_store
-from .store.interface import HubRecord, Store
+from .store.interface import Store
 from .transport.mqtt_listener import start_mqtt_listener
 from .transport.router import SessionRouter
-from .transport.tls import server_context
+from .transport.tls import TlsConfig
+from .transport.tls_transport import start_tls_server
 from .transport.websocket import websocket_handler
 
 log = logging.getLogger("opendps")
@@ -35,27 +38,16 @@ class PortInUse(RuntimeError):
 
 
 @dataclass
-class LinkedHubs:
-    """The DPS engine's view of its linked hubs (built-in ones are called in process)."""
-
-    store: Store
-    builtin: dict[str, BuiltinHub] = field(default_factory=dict)
-
-    async def linked(self) -> list[HubRecord]:
-        return await self.store.list_hubs()
-
-    def port(self, host_name: str) -> HubPort | None:
-        return self.builtin.get(host_name.lower())
-
-
-@dataclass
 class Running:
     instance: Instance
     store: Store
     runner: web.AppRunner
     mqtt: asyncio.Server
+    https: asyncio.Server | None = None  # serves ``runner``'s app through the TLS transport
 
     async def close(self) -> None:
+        if self.https is not None:
+            self.https.close()
         self.mqtt.close()
         await self.runner.cleanup()
         await self.store.close()
@@ -73,18 +65,25 @@ async def start(settings: Settings) -> Running:
                                             policies=h.policies)
             for h in instance.hubs if h.built_in
         }
-        engine = ProvisioningEngine(store, LinkedHubs(store, hubs), id_scope=instance.id_scope,
-                                    retry_after=settings.retry_after)
+        linked = LinkedHubs(store, hubs, ca_file=settings.external_hub_ca_file)
+        webhook = WebhookAllocator(ca_file=settings.webhook_ca_file,
+                                   timeout=settings.webhook_timeout)
+        allocator = Allocator(AllocationSettings(settings.allocation_policy, settings.location),
+                              webhook)
+        engine = ProvisioningEngine(store, linked, id_scope=instance.id_scope,
+                                    retry_after=settings.retry_after, allocator=allocator)
         router = SessionRouter(engine, hubs)
         ctx = ApiContext(engine, store, hubs, instance.dps_host_name, bus, connections,
-                         websocket=websocket_handler(router, settings.mqtt_connect_timeout))
-        tls = server_context(instance.cert_path, instance.key_path)
+                         websocket=websocket_handler(router, settings.mqtt_connect_timeout),
+                         max_ca_certificates=settings.max_ca_certificates)
+        tls = TlsConfig(instance.cert_path, instance.key_path)
         runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
         await runner.setup()
+        assert runner.server is not None  # set by setup(); it is the protocol factory
         try:
-            site = web.TCPSite(runner, settings.bind, settings.https_port, ssl_context=tls,
-                               reuse_address=True)
-            await site.start()
+            # aiohttp's web.Server makes one RequestHandler per connection, after the handshake;
+            # handlers find the client's chain in request.transport.get_extra_info(...)
+            https = await start_tls_server(runner.server, settings.bind, settings.https_port, tls)
         except OSError as exc:
             await runner.cleanup()
             raise _port_error("HTTPS", settings.bind, settings.https_port, exc) from None
@@ -92,12 +91,13 @@ async def start(settings: Settings) -> Running:
             mqtt = await start_mqtt_listener(router, settings.bind, settings.mqtt_port, tls,
                                              connect_timeout=settings.mqtt_connect_timeout)
         except OSError as exc:
+            https.close()
             await runner.cleanup()
             raise _port_error("MQTT", settings.bind, settings.mqtt_port, exc) from None
     except BaseException:
         await store.close()
         raise
-    return Running(instance, store, runner, mqtt)
+    return Running(instance, store, runner, mqtt, https=https)
 
 
 def _port_error(what: str, host: str, port: int, exc: OSError) -> PortInUse:

@@ -53,7 +53,8 @@ def test_compute_device_key_rejects_a_bad_key() -> None:
 @pytest.mark.parametrize("command", [
     [], ["serve"], ["info"], ["enrollment", "create"], ["enrollment-group", "update"],
     ["registration", "list"], ["hub", "device", "list"], ["hub", "twin", "update"],
-    ["hub", "monitor-events"], ["device", "simulate"],
+    ["hub", "monitor-events"], ["device", "simulate"], ["certificate"],
+    ["certificate", "upload"], ["certificate", "verify"], ["certificate", "verification-code"],
 ])
 def test_help(command: list[str]) -> None:
     result = invoke(*command, "--help")

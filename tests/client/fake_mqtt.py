@@ -40,10 +40,14 @@ class TlsFiles:
     cert: Path
     key: Path
 
-    def server_context(self) -> ssl.SSLContext:
+    def server_context(self, client_ca: Path | None = None) -> ssl.SSLContext:
+        """With ``client_ca``, a client certificate chaining to it is required."""
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.cert, self.key)
+        if client_ca is not None:
+            context.verify_mode = ssl.CERT_REQUIRED
+            context.load_verify_locations(cafile=str(client_ca))
         return context
 
 
@@ -63,6 +67,8 @@ class FakeMqttServer:
     on_publish: Callable[[Publish], Reply] = lambda packet: []
     connack_code: int = 0
     drop_on_publish: bool = False  # close the socket instead of answering a PUBLISH
+    client_ca: Path | None = None  # require a client certificate chaining to this root
+    peer_certs: list[bytes | None] = field(default_factory=list)  # DER leaf per connection
     received: list[Packet] = field(default_factory=list)
     connects: list[Connect] = field(default_factory=list)
     port: int = 0
@@ -71,7 +77,7 @@ class FakeMqttServer:
 
     async def start(self) -> FakeMqttServer:
         self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", 0, ssl=self.tls.server_context())
+            self._handle, "127.0.0.1", 0, ssl=self.tls.server_context(self.client_ca))
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -88,6 +94,8 @@ class FakeMqttServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         conn = MqttConnection(Role.SERVER)
+        ssl_object = writer.get_extra_info("ssl_object")
+        self.peer_certs.append(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
         try:
             while True:
                 data = await reader.read(65536)

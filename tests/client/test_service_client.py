@@ -184,3 +184,124 @@ async def test_precondition_failed_and_plain_text_errors(fake: FakeDps) -> None:
 def test_https_by_default_with_port() -> None:
     client = DpsServiceClient.from_connection_string(CS, port=8443)
     assert client.base_url == f"https://{HOST}:8443"
+
+
+# -- CA certificates (opendps admin API) -----------------------------------------------------------
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+CA = {"name": "root-1", "etag": '"e1"',
+      "properties": {"subject": "CN=root", "thumbprint": "AB", "isVerified": False,
+                     "certificate": CA_PEM, "expiry": "2035-01-01T00:00:00Z",
+                     "created": "c", "updated": "u"}}
+
+
+async def test_ca_certificate_upload_list_get_delete(fake: FakeDps) -> None:
+    fake.routes[("PUT", "/opendps/certificates/root-1")] = ok(CA, status=201)
+    fake.routes[("GET", "/opendps/certificates")] = ok({"value": [CA]})
+    fake.routes[("GET", "/opendps/certificates/root-1")] = ok(CA)
+    fake.routes[("DELETE", "/opendps/certificates/root-1")] = lambda s: web.Response(status=204)
+    async with fake.client() as client:
+        assert await client.upload_ca_certificate("root-1", CA_PEM) == CA
+        await client.upload_ca_certificate("root-1", CA_PEM, is_verified=True, if_match="e1")
+        assert await client.list_ca_certificates() == [CA]
+        assert await client.get_ca_certificate("root-1") == CA
+        assert await client.delete_ca_certificate("root-1", if_match="e1") is None
+    put, put_verified, listed, got, deleted = fake.seen
+    assert (listed.path, got.path) == ("/opendps/certificates", "/opendps/certificates/root-1")
+    assert put.body == {"certificate": CA_PEM, "isVerified": False}
+    assert "If-Match" not in put.headers
+    assert put_verified.body == {"certificate": CA_PEM, "isVerified": True}
+    assert put_verified.headers["If-Match"] == '"e1"'
+    assert deleted.headers["If-Match"] == '"e1"'
+    assert all(s.query == {"api-version": "2021-10-01"} for s in fake.seen)
+    token = sas.parse(listed.headers["Authorization"])
+    assert (token.resource, token.key_name) == (HOST, "provisioningserviceowner")
+
+
+async def test_ca_certificate_proof_of_possession_calls(fake: FakeDps) -> None:
+    coded = {**CA, "etag": '"e2"', "properties": {**CA["properties"],
+                                                  "verificationCode": "C0DE"}}
+    verified = {**CA, "etag": '"e3"', "properties": {**CA["properties"], "isVerified": True}}
+    fake.routes[("POST", "/opendps/certificates/root-1/generateVerificationCode")] = ok(coded)
+    fake.routes[("POST", "/opendps/certificates/root-1/verify")] = ok(verified)
+    async with fake.client() as client:
+        got = await client.generate_verification_code("root-1", '"e1"')
+        done = await client.verify_ca_certificate("root-1", got["etag"], "PROOF-PEM")
+    assert got["properties"]["verificationCode"] == "C0DE"
+    assert done["properties"]["isVerified"] is True
+    generate, verify = fake.seen
+    assert (generate.headers["If-Match"], generate.body) == ('"e1"', None)
+    assert verify.headers["If-Match"] == '"e2"'
+    assert verify.body == {"certificate": "PROOF-PEM"}
+
+
+async def test_ca_certificate_empty_list_and_errors(fake: FakeDps) -> None:
+    fake.routes[("GET", "/opendps/certificates")] = ok({"value": []})
+    fake.routes[("POST", "/opendps/certificates/root-1/verify")] = ok(
+        {"errorCode": 400004, "trackingId": "t",
+         "message": "proof of possession failed: wrong CN"}, status=400)
+    async with fake.client() as client:
+        assert await client.list_ca_certificates() == []
+        with pytest.raises(ServiceError) as info:
+            await client.verify_ca_certificate("root-1", "e", "PEM")
+    assert str(info.value) == "400004: proof of possession failed: wrong CN"
+
+
+# -- linked hubs and deprovisioning (opendps admin API) --------------------------------------------
+HUB = {"name": "hub-2.example.net", "builtIn": False, "allocationWeight": 3,
+       "applyAllocationPolicy": True, "location": "westeurope",
+       "connectionString": "HostName=hub-2.example.net;SharedAccessKeyName=o;"
+                           "SharedAccessKey=****"}
+HUB_CS = f"HostName=hub-2.example.net;SharedAccessKeyName=o;SharedAccessKey={KEY}"
+
+
+async def test_linked_hub_list_put_and_unlink(fake: FakeDps) -> None:
+    path = "/opendps/linkedHubs/hub-2.example.net"
+    fake.routes[("GET", "/opendps/linkedHubs")] = ok({"value": [HUB]})
+    fake.routes[("PUT", path)] = ok(HUB, status=201)
+    fake.routes[("DELETE", path)] = lambda s: web.Response(status=204)
+    async with fake.client() as client:
+        assert await client.list_linked_hubs() == [HUB]
+        assert await client.put_linked_hub("hub-2.example.net", connection_string=HUB_CS,
+                                           built_in=False, allocation_weight=3,
+                                           apply_allocation_policy=False,
+                                           location="westeurope") == HUB
+        await client.put_linked_hub("hub-2.example.net", built_in=True)
+        assert await client.unlink_hub("hub-2.example.net") is None
+    listed, full, partial, deleted = fake.seen
+    assert (listed.method, listed.body) == ("GET", None)
+    assert full.body == {"connectionString": HUB_CS, "builtIn": False, "allocationWeight": 3,
+                         "applyAllocationPolicy": False, "location": "westeurope"}
+    assert partial.body == {"builtIn": True}  # what is not given is not sent
+    assert (deleted.method, deleted.path) == ("DELETE", path)
+    assert all(s.query == {"api-version": "2021-10-01"} for s in fake.seen)
+    assert all(sas.signature_matches(sas.parse(s.headers["Authorization"]), [KEY])
+               for s in fake.seen)
+
+
+async def test_linked_hub_list_of_nothing_and_probe_failure(fake: FakeDps) -> None:
+    fake.routes[("GET", "/opendps/linkedHubs")] = ok({"value": []})
+    fake.routes[("PUT", "/opendps/linkedHubs/hub-2.example.net")] = ok(
+        {"errorCode": 400004, "trackingId": "t",
+         "message": "the hub could not be used: IoT hub hub-2.example.net refused the "
+                    "registry request: 401"}, status=400)
+    async with fake.client() as client:
+        assert await client.list_linked_hubs() == []
+        with pytest.raises(ServiceError) as info:
+            await client.put_linked_hub("hub-2.example.net", connection_string=HUB_CS)
+    assert (info.value.status, info.value.error_code) == (400, 400004)
+    assert "could not be used" in str(info.value)
+
+
+async def test_deprovision_posts_the_disable_flag(fake: FakeDps) -> None:
+    answer = {"registrationId": "dev:1", "enrollment": "disabled",
+              "hubIdentity": "deleted from hub-1", "registrationRecord": "deleted"}
+    fake.routes[("POST", "/opendps/registrations/dev:1/deprovision")] = ok(answer)
+    fake.routes[("POST", "/opendps/registrations/dev-2/deprovision")] = ok(
+        {"registrationId": "dev-2"})
+    async with fake.client() as client:
+        assert await client.deprovision("dev:1", disable=True) == answer
+        await client.deprovision("dev-2")
+    disabled, deleted = fake.seen
+    assert disabled.body == {"disable": True}
+    assert deleted.body == {"disable": False}
+    assert disabled.query == {"api-version": "2021-10-01"}

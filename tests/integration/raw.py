@@ -58,9 +58,13 @@ def register(server, registration_id: str, token: str | None, body: Any = None, 
 class RawMqtt:
     """An MQTT client on a real TLS socket, able to send anything."""
 
-    def __init__(self, server, port: int = 8883) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, server, port: int = 8883,  # type: ignore[no-untyped-def]
+                 client_cert: tuple[str, str] | None = None) -> None:
         raw = socket.create_connection((server.host, port), timeout=10)
-        self.sock = tls_context(server).wrap_socket(raw, server_hostname=server.host)
+        ctx = tls_context(server)
+        if client_cert is not None:
+            ctx.load_cert_chain(*client_cert)
+        self.sock = ctx.wrap_socket(raw, server_hostname=server.host)
         self.conn = MqttConnection(Role.CLIENT)
 
     def send_bytes(self, data: bytes) -> None:

@@ -1,21 +1,25 @@
-"""Migrations: they match tables.py, are idempotent, and tolerate concurrent starters."""
+"""Migrations: they match tables.py, are idempotent, tolerate concurrent starters, and
+upgrade existing databases in place."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 from opendps.store import open_store
 from opendps.store.engine import make_engine
-from opendps.store.migrate import current_revision, head_revision, upgrade
+from opendps.store.migrate import alembic_config, current_revision, head_revision, upgrade
 from opendps.store.tables import metadata
+from opendps.store.types import JsonText, UtcDateTime
 
 UPGRADER = "import sys; from opendps.store.migrate import upgrade; upgrade(sys.argv[1])"
 
@@ -46,7 +50,7 @@ def empty_url(request: pytest.FixtureRequest) -> str:
 def test_migrations_match_tables_and_rerun_is_noop(empty_url: str) -> None:
     upgrade(empty_url)
     revision, diff, names = asyncio.run(_inspect(empty_url))
-    assert revision == head_revision() == "0001"
+    assert revision == head_revision() == "0002"
     assert diff == []
     assert {t.name for t in metadata.sorted_tables} <= names
 
@@ -66,7 +70,7 @@ def test_migrations_match_tables_and_rerun_is_noop(empty_url: str) -> None:
             await store.close()
 
     assert asyncio.run(read()) == "yes"
-    assert asyncio.run(_inspect(empty_url))[:2] == ("0001", [])
+    assert asyncio.run(_inspect(empty_url))[:2] == ("0002", [])
 
 
 def test_concurrent_upgrades_both_succeed(empty_url: str) -> None:
@@ -81,4 +85,95 @@ def test_concurrent_upgrades_both_succeed(empty_url: str) -> None:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     revision, diff, _ = asyncio.run(_inspect(empty_url))
-    assert revision == "0001" and diff == []
+    assert revision == "0002" and diff == []
+
+
+def _alembic(conn: Connection, action: str, revision: str) -> None:
+    cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    getattr(command, action)(cfg, revision)
+
+
+async def _migrate(url: str, action: str, revision: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.run_sync(_alembic, action, revision)
+    finally:
+        await engine.dispose()
+
+
+# The 0001 shape of individual_enrollments, independent of where tables.py has moved on.
+_ENROLLMENTS_0001 = sa.table(
+    "individual_enrollments",
+    sa.column("key_lower", sa.Text()),
+    sa.column("key", sa.Text()),
+    sa.column("attestation_type", sa.Text()),
+    sa.column("enabled", sa.Boolean()),
+    sa.column("doc", JsonText()),
+    sa.column("etag", sa.Text()),
+    sa.column("created", UtcDateTime()),
+    sa.column("updated", UtcDateTime()),
+)
+_CREATED = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+
+
+async def _insert_0001_enrollment(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(
+                sa.insert(_ENROLLMENTS_0001).values(
+                    key_lower="old-dev", key="Old-Dev", attestation_type="symmetricKey",
+                    enabled=True, doc={"registrationId": "Old-Dev"}, etag="etag-0001",
+                    created=_CREATED, updated=_CREATED,
+                )
+            )
+    finally:
+        await engine.dispose()
+
+
+async def _check_upgraded(url: str) -> None:
+    store = await open_store(url)  # upgrades 0001 -> head
+    try:
+        old = await store.get_enrollment("individual", "OLD-DEV")
+        assert old is not None
+        assert (old.key, old.etag) == ("Old-Dev", "etag-0001")
+        assert old.doc == {"registrationId": "Old-Dev"}
+        assert old.created == old.updated == _CREATED
+        ca = await store.put_ca_certificate("Root", {"subject": "CN=Root"}, if_match=None)
+        assert await store.get_ca_certificate("root") == ca
+        assert await store.count_ca_certificates() == 1
+        assert await store.list_ca_certificates() == [ca]
+    finally:
+        await store.close()
+
+
+def test_upgrade_existing_0001_database(empty_url: str) -> None:
+    asyncio.run(_migrate(empty_url, "upgrade", "0001"))
+    revision, _, names = asyncio.run(_inspect(empty_url))
+    assert revision == "0001" and "individual_enrollments" in names
+    assert "ca_certificates" not in names
+    asyncio.run(_insert_0001_enrollment(empty_url))
+
+    asyncio.run(_check_upgraded(empty_url))
+    revision, diff, names = asyncio.run(_inspect(empty_url))
+    assert revision == head_revision() == "0002" and diff == []
+    assert "ca_certificates" in names
+
+    # and back: 0002's downgrade drops only its table
+    asyncio.run(_migrate(empty_url, "downgrade", "0001"))
+    revision, _, names = asyncio.run(_inspect(empty_url))
+    assert revision == "0001" and "ca_certificates" not in names
+    upgrade(empty_url)
+
+    async def reread() -> None:
+        store = await open_store(empty_url)
+        try:
+            old = await store.get_enrollment("individual", "old-dev")
+            assert old is not None and old.etag == "etag-0001"
+            assert await store.count_ca_certificates() == 0
+        finally:
+            await store.close()
+
+    asyncio.run(reread())

@@ -75,3 +75,16 @@ async def test_hub_policies_are_not_aliased(store: Store) -> None:
     got.policies["intruder"] = 2
     again = await store.get_hub("h.example.net")
     assert again is not None and "intruder" not in again.policies
+
+
+async def test_delete_hub(store: Store) -> None:
+    import pytest
+
+    from opendps.store.interface import NotFound
+
+    await store.put_hub(HubRecord("gone.example.net", True, None))
+    await store.put_hub(HubRecord("kept.example.net", True, None))
+    await store.delete_hub("gone.example.net")
+    assert [h.host_name for h in await store.list_hubs()] == ["kept.example.net"]
+    with pytest.raises(NotFound):
+        await store.delete_hub("gone.example.net")

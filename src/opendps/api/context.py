@@ -25,6 +25,12 @@ class ApiContext:
     bus: EventBus
     connections: ConnectionTable
     websocket: WebSocketHandler | None = None
+    max_ca_certificates: int = 25
+    max_linked_hubs: int = 50
+    external_hub_ca_file: str | None = None
+    # called after the linked hubs changed: the server starts or stops built-in hubs and
+    # re-issues its certificate when a new host name needs a SAN
+    hubs_changed: Callable[[], Awaitable[None]] | None = None
 
     def hub(self, host: str) -> BuiltinHub | None:
         return self.hubs.get(host.lower())

@@ -26,11 +26,13 @@ async def _body(request: web.Request) -> bytes:
 def _request(request: web.Request, body: bytes = b"") -> RegistrationRequest:
     require_api_version(request)
     force = request.query.get("forceRegistration", "").lower() == "true"
+    transport = request.transport
+    chain = (transport.get_extra_info("peercert_chain") if transport else None) or ()
     return RegistrationRequest(
         id_scope=request.match_info["scope"],
         registration_id=request.match_info["registration_id"],
         authorization=request.headers.get("Authorization"),
-        body=body, force=force)
+        body=body, force=force, client_chain=tuple(chain))
 
 
 def _render(reply: Reply) -> web.Response:

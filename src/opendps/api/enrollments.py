@@ -58,6 +58,19 @@ async def _put(request: web.Request, kind: EnrollmentKind, key: str, body: Any,
                if_match: str | None) -> StoredDoc:
     ctx = request.app[CONTEXT]
     doc = _validate(kind, body, key)
+    named = list(doc.get("iotHubs") or []) + (
+        [doc["iotHubHostName"]] if doc.get("iotHubHostName") else [])
+    if named:
+        linked = {h.host_name.lower() for h in await ctx.store.list_hubs()}
+        unlinked = [h for h in named if h.lower() not in linked]
+        if unlinked:
+            raise DpsError(ErrorCode.ARGUMENT_INVALID,
+                           f"IoT hub {unlinked[0]} is not linked to this service")
+    refs = (doc["attestation"].get("x509") or {}).get("caReferences") or {}
+    for ref in refs.values():
+        if await ctx.store.get_ca_certificate(ref) is None:
+            raise DpsError(ErrorCode.ARGUMENT_INVALID,
+                           f"caReferences names CA certificate '{ref}', which is not uploaded")
     try:
         return await ctx.store.put_enrollment(
             kind, key, doc, if_match=if_match, attestation_type=doc["attestation"]["type"],

@@ -9,6 +9,7 @@ from aiohttp import web
 from ..protocol.errors import DpsError, ErrorCode
 from ..protocol.etag import unquote
 from ..protocol.regid import registration_key
+from ..protocol.registration import public_state
 from ..store.interface import EtagMismatch, NotFound, StoredDoc
 from .context import CONTEXT
 from .paging import page_params, paged_response
@@ -18,8 +19,8 @@ from .service_guard import guard
 
 def render(stored: StoredDoc) -> dict[str, Any]:
     """The service view: ``DeviceRegistrationState`` (no device-only attestation echo)."""
-    doc = {k: v for k, v in stored.doc.items() if k not in ("symmetricKey", "x509", "tpm")}
-    return doc
+    doc = public_state(stored.doc)
+    return {k: v for k, v in doc.items() if k not in ("symmetricKey", "x509", "tpm")}
 
 
 def _not_found(key: str) -> DpsError:

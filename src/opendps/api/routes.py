@@ -8,7 +8,17 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from . import device, enrollments, events, hub_registry, policies, registrations
+from . import (
+    certificates,
+    deprovision,
+    device,
+    enrollments,
+    events,
+    hub_registry,
+    linked_hubs,
+    policies,
+    registrations,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -53,6 +63,20 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("GET", r"^/opendps/events$", events.stream),
         ("GET", r"^/opendps/health$", health),
         ("GET", r"^/opendps/accesspolicies$", policies.list_policies),
+        ("POST", rf"^/opendps/registrations/(?P<id>{_SEG})/deprovision$",
+         deprovision.deprovision),
+        ("GET", r"^/opendps/linkedhubs$", linked_hubs.list_hubs),
+        ("PUT", rf"^/opendps/linkedhubs/(?P<host>{_SEG})$", linked_hubs.put_hub),
+        ("DELETE", rf"^/opendps/linkedhubs/(?P<host>{_SEG})$", linked_hubs.delete_hub),
+        ("GET", r"^/opendps/certificates$", certificates.list_certificates),
+        ("GET", rf"^/opendps/certificates/(?P<name>{_SEG})$", certificates.get_certificate),
+        ("PUT", rf"^/opendps/certificates/(?P<name>{_SEG})$", certificates.put_certificate),
+        ("DELETE", rf"^/opendps/certificates/(?P<name>{_SEG})$",
+         certificates.delete_certificate),
+        ("POST", rf"^/opendps/certificates/(?P<name>{_SEG})/generateverificationcode$",
+         certificates.generate_verification_code),
+        ("POST", rf"^/opendps/certificates/(?P<name>{_SEG})/verify$",
+         certificates.verify_certificate),
         ("PUT", rf"^/opendps/accesspolicies/(?P<name>{_SEG})$", policies.put_policy),
     ]
 ]

@@ -14,13 +14,14 @@ from .versions import require_service_api_version
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def guard(right: str) -> Callable[[Handler], Handler]:
+def guard(*rights: str) -> Callable[[Handler], Handler]:
     def wrap(handler: Handler) -> Handler:
         @functools.wraps(handler)
         async def run(request: web.Request) -> web.StreamResponse:
             ctx = request.app[CONTEXT]
-            await authorize(request.headers.get("Authorization"), audiences=[ctx.dps_host],
-                            lookup=ctx.store.get_policy, right=right)
+            for right in rights:
+                await authorize(request.headers.get("Authorization"), audiences=[ctx.dps_host],
+                                lookup=ctx.store.get_policy, right=right)
             require_service_api_version(request)
             return await handler(request)
 

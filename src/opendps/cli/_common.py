@@ -1,5 +1,5 @@
 """Shared CLI pieces: connection options, output (rich by default, ``--json`` for scripts),
-a JSON parameter type, and one place that runs a coroutine."""
+JSON and certificate-file parameter types, and one place that runs a coroutine."""
 
 from __future__ import annotations
 
@@ -44,6 +44,42 @@ class JsonParam(click.ParamType):
 
 JSON_OBJECT = JsonParam()
 
+PRIVATE_KEY_MARKER = b"PRIVATE KEY-----"
+
+
+class CertificateFileParam(click.ParamType):
+    """A file with exactly one certificate (PEM, base-64 .cer or DER), converted to the PEM
+    text the service takes. A file holding a private key is refused here, so a key never
+    leaves the machine even when the server would have rejected it anyway."""
+
+    name = "FILE"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> str:
+        from cryptography.hazmat.primitives.serialization import Encoding
+
+        from ..certs import CertError, load_certificates
+
+        try:
+            with open(value, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            self.fail(f"cannot read {value}: {exc.strerror or exc}", param, ctx)
+        if PRIVATE_KEY_MARKER in data:
+            self.fail(f"{value} holds a private key: give a file with only the certificate",
+                      param, ctx)
+        try:
+            certs = load_certificates(data)
+        except CertError as exc:
+            self.fail(f"{value}: {exc}", param, ctx)
+        if len(certs) != 1:
+            self.fail(f"{value} holds {len(certs)} certificates; give a file with just the "
+                      "one certificate", param, ctx)
+        return certs[0].public_bytes(Encoding.PEM).decode("ascii")
+
+
+CERTIFICATE_FILE = CertificateFileParam()
+
 json_option = click.option("--json", "as_json", is_flag=True,
                            help="Print JSON instead of tables (for scripts).")
 
@@ -60,20 +96,27 @@ def _common_connection(f: F) -> F:
     return f
 
 
-def service_options(f: F) -> F:
-    """Adds the DPS connection options and passes one ``target: Target`` instead."""
+def service_options_named(flag: str) -> Callable[[F], F]:
+    """The DPS connection options with the connection string under ``flag``: commands whose
+    ``--connection-string`` means something else (``hub link``) name it differently."""
 
-    @functools.wraps(f)
-    def wrapper(*args: Any, connection_string: str | None, data_dir: str | None,
-                ca_file: str | None, port: int | None, **kwargs: Any) -> Any:
-        target = service_target(connection_string, data_dir, ca_file, port)
-        return f(*args, target=target, **kwargs)
+    def decorate(f: F) -> F:
+        @functools.wraps(f)
+        def wrapper(*args: Any, connection_string: str | None, data_dir: str | None,
+                    ca_file: str | None, port: int | None, **kwargs: Any) -> Any:
+            target = service_target(connection_string, data_dir, ca_file, port)
+            return f(*args, target=target, **kwargs)
 
-    wrapper = _common_connection(wrapper)
-    return click.option(
-        "--connection-string", envvar="OPENDPS_CONNECTION_STRING", default=None,
-        help="DPS service connection string (env OPENDPS_CONNECTION_STRING; "
-             "default: the local instance's).")(wrapper)  # type: ignore[return-value]
+        wrapper = _common_connection(wrapper)
+        return click.option(
+            flag, "connection_string", envvar="OPENDPS_CONNECTION_STRING", default=None,
+            help="DPS service connection string (env OPENDPS_CONNECTION_STRING; "
+                 "default: the local instance's).")(wrapper)  # type: ignore[return-value]
+    return decorate
+
+
+# adds the DPS connection options and passes one ``target: Target`` instead
+service_options = service_options_named("--connection-string")
 
 
 def hub_options(f: F) -> F:
@@ -117,6 +160,16 @@ def show(data: Any, as_json: bool) -> None:
         print_json(data)
     else:
         console().print(JSON.from_data(data, ensure_ascii=False))
+
+
+def details(rows: Sequence[tuple[str, Any]], *, title: str | None = None) -> None:
+    """One object as a two-column table (label, value) for people."""
+    out = Table(show_header=False, title=title)
+    out.add_column(style="bold")
+    out.add_column(overflow="fold")
+    for label, value in rows:
+        out.add_row(label, _cell(value))
+    console().print(out)
 
 
 def _cell(value: Any) -> str:

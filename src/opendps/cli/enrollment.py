@@ -1,4 +1,5 @@
-"""``opendps enrollment …``: individual enrollments (symmetric key)."""
+"""``opendps enrollment …``: individual enrollments (symmetric key, or X.509 with the device's
+own certificate or an uploaded CA)."""
 
 from __future__ import annotations
 

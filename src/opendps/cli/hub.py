@@ -1,4 +1,5 @@
-"""``opendps hub …``: the hub's registry (devices, twins) and its telemetry stream."""
+"""``opendps hub …``: the hub's registry (devices, twins) and its telemetry stream, and
+(``hub_links``) which hubs DPS links."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import click
 from ..client.hub_service import HubServiceClient
 from ._common import JSON_OBJECT, hub_options, json_option, print_json, run, show, table
 from ._instance import Target
+from .hub_links import COMMANDS as LINK_COMMANDS
 
 DEVICE_COLUMNS = [
     ("deviceId", lambda d: d.get("deviceId")),
@@ -29,7 +31,11 @@ def _client(target: Target) -> HubServiceClient:
 
 @click.group()
 def hub() -> None:
-    """The IoT hub: device identities, twins, telemetry."""
+    """IoT hubs: link, create, list; device identities, twins, telemetry."""
+
+
+for _command in LINK_COMMANDS:
+    hub.add_command(_command)
 
 
 @hub.group()

@@ -19,6 +19,8 @@ from ..client.hub_device import HubRequestError
 from ..config import ConfigError
 from ..protocol.connstr import ConnectionStringError
 from ..store.interface import StoreError
+from .cert import cert
+from .certificate import certificate
 from .device import device
 from .enrollment import enrollment
 from .enrollment_group import enrollment_group
@@ -78,7 +80,7 @@ def cli() -> None:
 
 
 for command in (serve, info, enrollment, enrollment_group, registration, compute_device_key,
-                hub, device):
+                hub, device, cert, certificate):
     cli.add_command(command)
 
 

@@ -10,8 +10,11 @@ from .device import (
 )
 from .hub_service import HubServiceClient
 from .service import DpsServiceClient
+from .tls import ClientCertificate, ClientCertificateError
 
 __all__ = [
+    "ClientCertificate",
+    "ClientCertificateError",
     "DeviceSettings",
     "DpsDeviceClient",
     "DpsServiceClient",

@@ -1,4 +1,4 @@
-"""DPS device registration over MQTT with a symmetric key (protocol.md §2).
+"""DPS device registration over MQTT with a symmetric key or an X.509 certificate (§2).
 
 Register, then poll the operation until it is ``assigned`` or ``failed``, as the Python SDK
 does, except that ``retry-after`` is honoured on every answer (or skipped with
@@ -94,9 +94,10 @@ def _error(response: DpsResponse, what: str) -> ProvisioningError:
 
 class DpsDeviceClient:
     """Registers one device. ``connect_host`` reaches a server whose name (``host``, checked
-    against the certificate) does not resolve here."""
+    against the certificate) does not resolve here. ``key`` None: an X.509 device, whose
+    client certificate is in ``ssl_context`` and whose CONNECT carries no password (§2.1)."""
 
-    def __init__(self, host: str, id_scope: str, registration_id: str, key: str, *,
+    def __init__(self, host: str, id_scope: str, registration_id: str, key: str | None, *,
                  ssl_context: ssl.SSLContext | None, port: int = DEFAULT_PORT,
                  timeout: float = DEFAULT_TIMEOUT, poll_immediately: bool = False,
                  connect_host: str | None = None, max_wait: float = 300.0) -> None:
@@ -116,7 +117,9 @@ class DpsDeviceClient:
         return (f"{self.id_scope}/registrations/{self.registration_id}/"
                 f"api-version={API_VERSION}&ClientVersion={CLIENT_VERSION}")
 
-    def password(self) -> str:
+    def password(self) -> str | None:
+        if self._key is None:
+            return None
         return sas.generate(f"{self.id_scope}/registrations/{self.registration_id}", self._key)
 
     async def register(self, payload: Any = None) -> RegistrationResult:

@@ -2,6 +2,7 @@
 
 The same key that registered with DPS signs the hub SAS (group keys are derived first), so
 a device provisioned by ``DpsDeviceClient`` connects with ``assigned_hub`` and ``device_id``.
+An X.509 device (``key`` None) presents the same client certificate and sends no password.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def parse_twin_response(topic: str) -> tuple[int, dict[str, str]] | None:
 class HubDeviceClient:
     """One device connection to one hub; ``async with`` connects and disconnects."""
 
-    def __init__(self, hub_host: str, device_id: str, key: str, *,
+    def __init__(self, hub_host: str, device_id: str, key: str | None, *,
                  ssl_context: ssl.SSLContext | None, port: int = DEFAULT_PORT,
                  timeout: float = DEFAULT_TIMEOUT, connect_host: str | None = None) -> None:
         self.hub_host = hub_host
@@ -75,7 +76,9 @@ class HubDeviceClient:
     def username(self) -> str:
         return f"{self.hub_host}/{self.device_id}/?api-version={API_VERSION}"
 
-    def password(self) -> str:
+    def password(self) -> str | None:
+        if self._key is None:
+            return None
         return sas.generate(f"{self.hub_host}/devices/{self.device_id}", self._key)
 
     async def connect(self) -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from cryptography import x509
+
 from ..protocol import sas
 from ..protocol.twin_patch import merge
 from ..provisioning.hub_port import DeviceSpec
@@ -15,14 +17,7 @@ from .connections import ConnectionTable
 from .registry import DeviceRegistry
 from .telemetry import TelemetryIntake
 from .twins import TwinService
-
-
-class DeviceAuthError(Exception):
-    """Maps to CONNACK 5 (not authorized) or 4 (bad credentials)."""
-
-    def __init__(self, message: str, connack: int = 5) -> None:
-        super().__init__(message)
-        self.connack = connack
+from .x509_auth import DeviceAuthError, authenticate_x509
 
 
 class BuiltinHub:
@@ -40,10 +35,16 @@ class BuiltinHub:
 
     # -- device authentication -----------------------------------------------------------
     async def authenticate(self, device_id: str, password: str | None,
-                           now: float | None = None) -> None:
+                           now: float | None = None,
+                           chain: tuple[x509.Certificate, ...] = ()) -> None:
         stored = await self.registry.get(device_id)
         if password is None:
-            raise DeviceAuthError("a SAS token password is required", 5)
+            if not chain:
+                raise DeviceAuthError("neither a SAS token nor a client certificate", 5)
+            if stored is None:
+                raise DeviceAuthError("not authorized", 5)
+            await authenticate_x509(self.registry.store, stored.doc, device_id, list(chain))
+            return
         try:
             token = sas.parse(password)
             sas.check_claims(token, f"{self.host_name}/devices/{device_id}",
@@ -66,8 +67,15 @@ class BuiltinHub:
     async def create_or_update_device(self, spec: DeviceSpec) -> None:
         previous = await self.registry.get(spec.device_id)
         body: dict[str, Any] = dict(previous.doc) if previous else {}
-        body["authentication"] = {"type": "sas", "symmetricKey": {
-            "primaryKey": spec.primary_key, "secondaryKey": spec.secondary_key}}
+        if spec.auth_type == "sas":
+            body["authentication"] = {"type": "sas", "symmetricKey": {
+                "primaryKey": spec.primary_key, "secondaryKey": spec.secondary_key}}
+        elif spec.auth_type == "selfSigned":
+            thumbs = [*spec.thumbprints, None, None]
+            body["authentication"] = {"type": "selfSigned", "x509Thumbprint": {
+                "primaryThumbprint": thumbs[0], "secondaryThumbprint": thumbs[1]}}
+        else:
+            body["authentication"] = {"type": "certificateAuthority"}
         body["capabilities"] = {"iotEdge": spec.iot_edge}
         body.setdefault("status", "enabled")
         await self.registry.put(spec.device_id, body, None)

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+from .enrollment_x509 import validate_x509
 from .errors import DpsError, ErrorCode
 from .regid import is_valid_device_id, is_valid_registration_id
 
@@ -41,7 +42,7 @@ def _check_key(name: str, key: Any) -> str:
     return key
 
 
-def _attestation(value: Any) -> dict[str, Any]:
+def _attestation(value: Any, enrollment_kind: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _bad("attestation is required and must be an object")
     kind = value.get("type")
@@ -58,10 +59,12 @@ def _attestation(value: Any) -> dict[str, Any]:
             "primaryKey": _check_key("primaryKey", primary),
             "secondaryKey": _check_key("secondaryKey", secondary),
         }
-    elif kind in ("x509", "tpm"):
+    elif kind == "x509":
+        out["x509"] = validate_x509(value.get("x509"), enrollment_kind)
+    elif kind == "tpm":
         body = value.get(kind)
-        if not isinstance(body, dict):
-            raise _bad(f"attestation.{kind} must be an object")
+        if not isinstance(body, dict) or not isinstance(body.get("endorsementKey"), str):
+            raise _bad("attestation.tpm.endorsementKey is required")
         out[kind] = body
     return out
 
@@ -90,8 +93,8 @@ def _initial_twin(value: Any) -> dict[str, Any] | None:
     }
 
 
-def _common(body: dict[str, Any], out: dict[str, Any]) -> None:
-    out["attestation"] = _attestation(body.get("attestation"))
+def _common(body: dict[str, Any], out: dict[str, Any], kind: str) -> None:
+    out["attestation"] = _attestation(body.get("attestation"), kind)
     caps = body.get("capabilities") or {}
     if not isinstance(caps, dict) or not isinstance(caps.get("iotEdge", False), bool):
         raise _bad("capabilities.iotEdge must be a boolean")
@@ -162,7 +165,7 @@ def validate_individual(body: Any, path_id: str) -> dict[str, Any]:
     info = body.get("optionalDeviceInformation")
     if info is not None:
         out["optionalDeviceInformation"] = _twin_collection(info, "optionalDeviceInformation")
-    _common(body, out)
+    _common(body, out, "individual")
     return out
 
 
@@ -178,7 +181,7 @@ def validate_group(body: Any, path_id: str) -> dict[str, Any]:
     if (body.get("attestation") or {}).get("type") in ("tpm",):
         raise _bad("enrollment groups do not support TPM attestation")
     out: dict[str, Any] = {"enrollmentGroupId": group_id}
-    _common(body, out)
+    _common(body, out, "group")
     return out
 
 
@@ -212,6 +215,19 @@ class EnrollmentView:
     def symmetric_keys(self) -> list[str]:
         keys = self.doc["attestation"].get("symmetricKey") or {}
         return [k for k in (keys.get("primaryKey"), keys.get("secondaryKey")) if k]
+
+    def x509(self) -> dict[str, Any]:
+        return self.doc["attestation"].get("x509") or {}
+
+    def x509_certificates(self) -> list[str]:
+        """PEM of the enrollment's own certificates (client or signing), primary first."""
+        x = self.x509()
+        own = x.get("clientCertificates") or x.get("signingCertificates") or {}
+        return [own[s]["certificate"] for s in ("primary", "secondary") if s in own]
+
+    def ca_references(self) -> list[str]:
+        refs = self.x509().get("caReferences") or {}
+        return [refs[s] for s in ("primary", "secondary") if refs.get(s)]
 
     @property
     def device_id(self) -> str | None:

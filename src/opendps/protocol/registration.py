@@ -19,6 +19,14 @@ FAILED = "failed"
 DISABLED = "disabled"
 
 INITIAL_ASSIGNMENT = "initialAssignment"
+DEVICE_DATA_MIGRATED = "deviceDataMigrated"
+DEVICE_DATA_RESET = "deviceDataReset"
+REPROVISIONED_TO_INITIAL = "reprovisionedToInitialAssignment"
+
+
+def public_state(doc: dict[str, Any]) -> dict[str, Any]:
+    """A stored registration record without the service's own bookkeeping (``_`` keys)."""
+    return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,14 +76,13 @@ def registration_state(
     error_code: int | None = None,
     error_message: str | None = None,
     payload: Any = None,
-    symmetric_key_group: str | None = None,
-    attestation: str | None = None,
+    attestation: tuple[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """``DeviceRegistrationResult``; field order as the service sends it."""
+    """``DeviceRegistrationResult``; field order as the service sends it. ``attestation`` is
+    ("symmetricKey" | "x509", its block), e.g. ("x509", {"certificateInfo": …})."""
     state: dict[str, Any] = {}
-    if attestation == "symmetricKey":
-        state["symmetricKey"] = (
-            {"enrollmentGroupId": symmetric_key_group} if symmetric_key_group else {})
+    if attestation is not None:
+        state[attestation[0]] = attestation[1]
     state["registrationId"] = registration_id
     state["createdDateTimeUtc"] = format_utc(created)
     if assigned_hub is not None:

@@ -13,6 +13,7 @@ from ..protocol.enrollment import EnrollmentView
 from ..protocol.errors import DpsError, ErrorCode
 from ..protocol.regid import registration_key
 from ..store.interface import Store
+from .hub_port import DeviceSpec
 
 UNAUTHORIZED = DpsError(ErrorCode.UNAUTHORIZED, "Unauthorized")
 
@@ -26,6 +27,14 @@ class Attested:
     @property
     def group_id(self) -> str | None:
         return self.enrollment.id if self.enrollment.kind == "group" else None
+
+    def device_spec(self, device_id: str) -> DeviceSpec:
+        return DeviceSpec(device_id, self.device_keys[0], self.device_keys[1],
+                          self.enrollment.iot_edge)
+
+    def attestation_block(self) -> tuple[str, dict]:
+        group = self.group_id
+        return "symmetricKey", ({"enrollmentGroupId": group} if group else {})
 
 
 def sas_resource(id_scope: str, registration_id: str) -> str:

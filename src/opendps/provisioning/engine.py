@@ -3,6 +3,8 @@ MQTT front ends call the same three methods with a ``RegistrationRequest``."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import secrets
 import time
 import uuid
@@ -11,23 +13,29 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography import x509
+
 from ..protocol import registration as wire
 from ..protocol.errors import DpsError, ErrorCode
 from ..protocol.regid import is_valid_registration_id, registration_key
 from ..protocol.timefmt import parse_utc, utc_now
 from ..store.interface import Store
-from .allocate import Candidate, choose_hub
+from .allocation_policy import AllocationSettings, Allocator
+from .assign import INTERNAL, Assignment
 from .attest import Attested, attest_symmetric_key
-from .hub_port import DeviceSpec, HubDirectory
+from .attest_x509 import X509Attested, attest_x509
+from .hub_port import HubDirectory
 
 
 @dataclass(frozen=True, slots=True)
 class RegistrationRequest:
     id_scope: str
     registration_id: str
-    authorization: str | None  # SAS token text; None for X.509 (later)
+    authorization: str | None  # SAS token text; None for X.509
     body: bytes = b""
     force: bool = False
+    # the chain the device presented in the TLS handshake (leaf first), if any
+    client_chain: tuple[x509.Certificate, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +45,9 @@ class Reply:
     status: int
     body: dict[str, Any]
     retry_after: int | None = None
+
+
+log = logging.getLogger("opendps.dps")
 
 
 def _new_operation_id() -> str:
@@ -53,9 +64,12 @@ class ProvisioningEngine:
         retry_after: int = 3,
         clock: Callable[[], datetime] = utc_now,
         wall: Callable[[], float] = time.time,
+        allocator: Allocator | None = None,
     ) -> None:
         self.store = store
         self.hubs = hubs
+        self.assignment = Assignment(hubs, allocator or Allocator(AllocationSettings(), None))
+        self._background: set[asyncio.Future] = set()
         self.id_scope = id_scope
         self.retry_after = retry_after
         self._clock = clock
@@ -73,12 +87,16 @@ class ProvisioningEngine:
                 "starting or ending with a special character",
             )
 
-    async def _attest(self, req: RegistrationRequest) -> Attested:
-        return await attest_symmetric_key(
-            self.store, id_scope=self.id_scope, registration_id=req.registration_id,
-            token_text=req.authorization, now=self._wall())
+    async def _attest(self, req: RegistrationRequest) -> Attested | X509Attested:
+        """A SAS token means symmetric key; otherwise the TLS client chain means X.509."""
+        if req.authorization or not req.client_chain:
+            return await attest_symmetric_key(
+                self.store, id_scope=self.id_scope, registration_id=req.registration_id,
+                token_text=req.authorization, now=self._wall())
+        return await attest_x509(self.store, registration_id=req.registration_id,
+                                 chain=list(req.client_chain), now=self._clock())
 
-    async def authenticate(self, req: RegistrationRequest) -> Attested:
+    async def authenticate(self, req: RegistrationRequest) -> Attested | X509Attested:
         """Used at MQTT CONNECT: the same checks every request repeats."""
         self._check_target(req)
         return await self._attest(req)
@@ -94,17 +112,43 @@ class ProvisioningEngine:
             raise DpsError(ErrorCode.REGISTRATION_ID_MISMATCH,
                            "registrationId in the body differs from the one in the path")
         operation_id = _new_operation_id()
-        state, status = await self._assign(req, attested, body.payload)
+        assigning = wire.operation_status(
+            operation_id, wire.ASSIGNING,
+            {"registrationId": req.registration_id, "status": wire.ASSIGNING})
+        if self.assignment.allocator.policy(attested.enrollment) == "custom":
+            # a webhook may take minutes (retries with back-off): answer now, finish later,
+            # and let the device poll; the record says "assigning" until then
+            await self.store.put_operation(operation_id, registration_key(req.registration_id),
+                                           assigning)
+            task = asyncio.ensure_future(self._finish(operation_id, req, attested, body.payload))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        else:
+            await self._finish(operation_id, req, attested, body.payload)
+        return Reply(202, assigning, retry_after=self.retry_after)
+
+    async def _finish(self, operation_id: str, req: RegistrationRequest,
+                      attested: Attested | X509Attested, payload: Any) -> None:
+        try:
+            state, status = await self._assign(req, attested, payload)
+        except Exception:
+            log.exception("registration of %s failed", req.registration_id)
+            now = self._clock()
+            state = wire.registration_state(
+                registration_id=req.registration_id, status=wire.FAILED, created=now,
+                updated=now, etag=wire.new_etag_value(str(uuid.uuid4())),
+                error_code=int(ErrorCode.INTERNAL), error_message="An internal error occurred")
+            status = wire.FAILED
         await self.store.put_operation(
             operation_id, registration_key(req.registration_id),
-            wire.operation_status(operation_id, status, state))
-        return Reply(202, wire.operation_status(
-            operation_id, wire.ASSIGNING,
-            {"registrationId": req.registration_id, "status": wire.ASSIGNING}),
-            retry_after=self.retry_after)
+            wire.operation_status(operation_id, status, wire.public_state(state)))
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
 
     async def _assign(
-        self, req: RegistrationRequest, attested: Attested, payload: Any
+        self, req: RegistrationRequest, attested: Attested | X509Attested, payload: Any
     ) -> tuple[dict[str, Any], str]:
         """Do the whole registration; return (registrationState, device-visible status)."""
         now = self._clock()
@@ -115,59 +159,36 @@ class ProvisioningEngine:
         common = {
             "registration_id": reg_id, "created": created, "updated": now,
             "etag": wire.new_etag_value(str(uuid.uuid4())),
-            "symmetric_key_group": attested.group_id, "attestation": "symmetricKey",
+            "attestation": attested.attestation_block(),
         }
         if not enrollment.enabled:
             state = wire.registration_state(
                 status=wire.DISABLED, error_code=int(ErrorCode.DEVICE_DISABLED),
                 error_message="The enrollment for this device is disabled", **common)
             await self._record(reg_id, state, attested, None, None)
-            device_view = dict(state, status=wire.FAILED)
-            return device_view, wire.FAILED
-
-        device_id = enrollment.device_id or reg_id
+            return dict(state, status=wire.FAILED), wire.FAILED
         try:
-            hub_name = await self._choose_hub(reg_id, enrollment, previous)
-            port = self.hubs.port(hub_name)
-            if port is None:
-                raise DpsError(ErrorCode.HUB_NOT_LINKED, f"IoT hub {hub_name} is not linked")
-            existed = await port.device_exists(device_id)
-            await port.create_or_update_device(DeviceSpec(
-                device_id, attested.device_keys[0], attested.device_keys[1], enrollment.iot_edge))
-            twin = enrollment.initial_twin
-            if twin and not existed:
-                await port.apply_initial_twin(
-                    device_id, twin.get("tags") or {}, (twin.get("properties") or {}).get(
-                        "desired") or {})
+            outcome = await self.assignment.run(
+                registration_id=reg_id, attested=attested, payload=payload,
+                previous=previous.doc if previous else None, force=req.force)
         except DpsError as err:
             state = wire.registration_state(
                 status=wire.FAILED, error_code=int(err.code), error_message=err.message,
                 **common)
+            if previous is not None and INTERNAL in previous.doc:
+                state[INTERNAL] = previous.doc[INTERNAL]
             await self._record(reg_id, state, attested, None, None)
             return state, wire.FAILED
 
         state = wire.registration_state(
-            status=wire.ASSIGNED, assigned_hub=hub_name, device_id=device_id,
-            substatus=wire.INITIAL_ASSIGNMENT, **common)
-        await self._record(reg_id, state, attested, device_id, hub_name)
+            status=wire.ASSIGNED, assigned_hub=outcome.hub, device_id=outcome.device_id,
+            substatus=outcome.substatus, payload=outcome.payload, **common)
+        state[INTERNAL] = outcome.internal
+        await self._record(reg_id, state, attested, outcome.device_id, outcome.hub)
         return state, wire.ASSIGNED
 
-    async def _choose_hub(self, reg_id: str, enrollment: Any, previous: Any) -> str:
-        linked = [
-            Candidate(h.host_name, h.allocation_weight, h.apply_allocation_policy)
-            for h in await self.hubs.linked()
-        ]
-        allowed = enrollment.iot_hubs
-        if previous is not None and previous.doc.get("status") == wire.ASSIGNED:
-            current = previous.doc.get("assignedHub")
-            names = {c.host_name.lower() for c in linked}
-            if current and current.lower() in names and (
-                not allowed or current.lower() in {h.lower() for h in allowed}
-            ):
-                return current  # idempotent re-registration
-        return choose_hub(reg_id, linked, allowed, enrollment.allocation_policy)
-
-    async def _record(self, reg_id: str, state: dict[str, Any], attested: Attested,
+    async def _record(self, reg_id: str, state: dict[str, Any],
+                      attested: Attested | X509Attested,
                       device_id: str | None, hub: str | None) -> None:
         await self.store.put_registration(
             registration_key(reg_id), state, group_id=attested.group_id,
@@ -198,7 +219,7 @@ class ProvisioningEngine:
         stored = await self.store.get_registration(registration_key(req.registration_id))
         if stored is None:
             raise DpsError(ErrorCode.REGISTRATION_NOT_FOUND, "Registration not found")
-        doc = dict(stored.doc)
+        doc = wire.public_state(stored.doc)
         if doc.get("status") == wire.DISABLED:
             doc["status"] = wire.FAILED
         return Reply(200, doc)

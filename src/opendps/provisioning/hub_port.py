@@ -14,6 +14,9 @@ class DeviceSpec:
     primary_key: str | None = None
     secondary_key: str | None = None
     iot_edge: bool = False
+    # "sas" | "selfSigned" (thumbprints) | "certificateAuthority"
+    auth_type: str = "sas"
+    thumbprints: tuple[str, ...] = ()
 
 
 class HubPort(Protocol):

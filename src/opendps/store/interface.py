@@ -152,6 +152,10 @@ class Store(Protocol):
 
     async def put_hub(self, hub: HubRecord) -> None: ...
 
+    async def delete_hub(self, host_name: str) -> None:
+        """Unlink; NotFound when absent. Device identities of a built-in hub stay stored."""
+        ...
+
     # -- hub device identities and twins -----------------------------------------------------
     async def get_device(self, hub: str, device_id: str) -> StoredDoc | None: ...
 
@@ -186,3 +190,23 @@ class Store(Protocol):
     ) -> list[TelemetryEvent]: ...
 
     async def last_event_seq(self) -> int: ...
+
+    # -- CA certificates (the DPS "certificates" resource) --------------------------------------
+    async def get_ca_certificate(self, name: str) -> StoredDoc | None:
+        """Names compare case-insensitively; ``key`` is the spelling of the last write."""
+        ...
+
+    async def put_ca_certificate(
+        self, name: str, doc: dict[str, Any], *, if_match: str | None
+    ) -> StoredDoc:
+        """Create or replace, with ``put_enrollment``'s ``if_match`` rules (None = upsert,
+        "*" = must exist, else must equal the stored etag); an atomic compare-and-swap."""
+        ...
+
+    async def delete_ca_certificate(self, name: str, *, if_match: str | None) -> None: ...
+
+    async def list_ca_certificates(self) -> list[StoredDoc]:
+        """All certificates, ordered by case-folded name."""
+        ...
+
+    async def count_ca_certificates(self) -> int: ...

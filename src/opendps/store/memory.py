@@ -113,6 +113,7 @@ class MemoryStore:
         self._hubs: dict[str, HubRecord] = {}
         self._devices = _DocTable()
         self._twins = _DocTable()
+        self._ca_certificates = _DocTable()
         self._events: dict[int, TelemetryEvent] = {}
         self._hub_seqs: dict[str, deque[int]] = {}
         self._next_seq = 1
@@ -215,6 +216,10 @@ class MemoryStore:
         hub = self._hubs.get(host_name)
         return None if hub is None else self._hub_copy(hub)
 
+    async def delete_hub(self, host_name: str) -> None:
+        if self._hubs.pop(host_name, None) is None:
+            raise NotFound(host_name)
+
     async def put_hub(self, hub: HubRecord) -> None:
         self._hubs[hub.host_name] = self._hub_copy(hub)
 
@@ -247,6 +252,25 @@ class MemoryStore:
         self, hub: str, device_id: str, doc: dict[str, Any], *, if_match: str | None
     ) -> StoredDoc:
         return self._twins.put((hub, device_id), device_id, doc, if_match)
+
+    # -- CA certificates --------------------------------------------------------------------
+    async def get_ca_certificate(self, name: str) -> StoredDoc | None:
+        return self._ca_certificates.get(fold(name))
+
+    async def put_ca_certificate(
+        self, name: str, doc: dict[str, Any], *, if_match: str | None
+    ) -> StoredDoc:
+        return self._ca_certificates.put(fold(name), name, doc, if_match)
+
+    async def delete_ca_certificate(self, name: str, *, if_match: str | None) -> None:
+        self._ca_certificates.delete(fold(name), if_match)
+
+    async def list_ca_certificates(self) -> list[StoredDoc]:
+        table = self._ca_certificates
+        return [doc for ident in sorted(table.rows) if (doc := table.get(ident)) is not None]
+
+    async def count_ca_certificates(self) -> int:
+        return len(self._ca_certificates.rows)
 
     # -- telemetry --------------------------------------------------------------------------
     async def append_event(

@@ -18,6 +18,7 @@ from opendps.store.interface import (
     AccessPolicy,
     EnrollmentKind,
     HubRecord,
+    NotFound,
     Page,
     StoredDoc,
     StoreError,
@@ -264,6 +265,13 @@ class SqlStore:
         async with self._write() as conn:
             await sqldocs.upsert(conn, t.hubs, values, ["host_name"])
 
+    @translate
+    async def delete_hub(self, host_name: str) -> None:
+        async with self._write() as conn:
+            result = await conn.execute(sa.delete(t.hubs).where(t.hubs.c.host_name == host_name))
+            if result.rowcount == 0:
+                raise NotFound(host_name)
+
     # -- devices and twins ------------------------------------------------------------------
     @translate
     async def get_device(self, hub: str, device_id: str) -> StoredDoc | None:
@@ -309,6 +317,40 @@ class SqlStore:
         ident = {"hub": hub, "device_id": device_id}
         async with self._write() as conn:
             return await sqldocs.put(conn, t.twins, ident, device_id, {}, doc, if_match)
+
+    # -- CA certificates --------------------------------------------------------------------
+    @translate
+    async def get_ca_certificate(self, name: str) -> StoredDoc | None:
+        async with self._read() as conn:
+            return await sqldocs.get(conn, t.ca_certificates, {"key_lower": fold(name)}, "key")
+
+    @translate
+    async def put_ca_certificate(
+        self, name: str, doc: dict[str, Any], *, if_match: str | None
+    ) -> StoredDoc:
+        ident = {"key_lower": fold(name)}
+        async with self._write() as conn:
+            return await sqldocs.put(
+                conn, t.ca_certificates, ident, name, {"key": name}, doc, if_match
+            )
+
+    @translate
+    async def delete_ca_certificate(self, name: str, *, if_match: str | None) -> None:
+        async with self._write() as conn:
+            await sqldocs.delete(conn, t.ca_certificates, {"key_lower": fold(name)}, if_match)
+
+    @translate
+    async def list_ca_certificates(self) -> list[StoredDoc]:
+        table = t.ca_certificates
+        async with self._read() as conn:
+            rows = await conn.execute(sa.select(table).order_by(table.c.key_lower))
+            return [sqldocs.to_doc(r, "key") for r in rows]
+
+    @translate
+    async def count_ca_certificates(self) -> int:
+        async with self._read() as conn:
+            value = await conn.scalar(sa.select(sa.func.count()).select_from(t.ca_certificates))
+        return int(value or 0)
 
     # -- telemetry --------------------------------------------------------------------------
     @translate

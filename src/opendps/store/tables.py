@@ -62,6 +62,15 @@ def _enrollment_table(name: str) -> sa.Table:
 individual_enrollments = _enrollment_table("individual_enrollments")
 enrollment_groups = _enrollment_table("enrollment_groups")
 
+# Uploaded CA certificates (migration 0002); names are case-insensitive like enrollment IDs.
+ca_certificates = sa.Table(
+    "ca_certificates",
+    metadata,
+    sa.Column("key_lower", key_text(), primary_key=True),
+    sa.Column("key", sa.Text(), nullable=False),
+    *_doc_columns(),
+)
+
 registrations = sa.Table(
     "registrations",
     metadata,

@@ -36,17 +36,23 @@ class DpsSession:
 
     def _request(self, body: bytes = b"") -> RegistrationRequest:
         return RegistrationRequest(self.username.id_scope, self.username.registration_id,
-                                   self.password, body)
+                                   self.password, body,
+                                   client_chain=tuple(self.out.peer_chain))
 
     async def on_connect(self, packet: Connect) -> int:
         if packet.client_id != self.username.registration_id:
             return int(ConnAckCode.IDENTIFIER_REJECTED)
-        if packet.password is None:
-            return int(ConnAckCode.NOT_AUTHORIZED)  # X.509 arrives with issue 3
-        try:
-            self.password = packet.password.decode("utf-8")
-        except UnicodeDecodeError:
-            return int(ConnAckCode.BAD_USERNAME_OR_PASSWORD)
+        if packet.password is None and not self.out.peer_chain:
+            return int(ConnAckCode.NOT_AUTHORIZED)
+        if packet.password is not None:
+            try:
+                self.password = packet.password.decode("utf-8")
+            except UnicodeDecodeError:
+                return int(ConnAckCode.BAD_USERNAME_OR_PASSWORD)
+        if self.password is None:
+            # X.509: the handshake proved the key; the chain is judged on each request, so the
+            # device gets a 401002 body that names the failing check (as DPS does)
+            return 0
         try:
             await self.engine.authenticate(self._request())
         except DpsError as err:

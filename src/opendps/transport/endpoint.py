@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..protocol.mqtt import (
     NEED_DATA,
@@ -25,6 +26,9 @@ from ..protocol.mqtt import (
 )
 from .session import Session
 
+if TYPE_CHECKING:
+    from cryptography import x509
+
 log = logging.getLogger("opendps.mqtt")
 MAX_QUEUED = 64  # packets waiting for the session before reading pauses
 MAX_PACKET = 128 * 1024  # 96 KB payloads plus topic and headers
@@ -37,12 +41,15 @@ class MqttEndpoint:
     def __init__(self, router: SessionRouter, write: Callable[[bytes], None],
                  close: Callable[[], None], *, peer: str = "?",
                  pause: Callable[[bool], None] | None = None,
-                 connect_timeout: float = CONNECT_TIMEOUT) -> None:
+                 connect_timeout: float = CONNECT_TIMEOUT,
+                 peer_chain: list[x509.Certificate] | None = None) -> None:
         self._router = router
         self._write = write
         self._close_transport = close
         self._pause = pause
         self.peer = peer
+        # what the client presented in the TLS handshake, leaf first; empty without a certificate
+        self.peer_chain: list[x509.Certificate] = peer_chain if peer_chain is not None else []
         self.conn = MqttConnection(Role.SERVER, max_packet_size=MAX_PACKET)
         self.session: Session | None = None
         self._queue: asyncio.Queue[Packet | ConnectionClosed] = asyncio.Queue()

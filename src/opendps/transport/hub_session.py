@@ -56,7 +56,8 @@ class HubSession:
             except UnicodeDecodeError:
                 return int(ConnAckCode.BAD_USERNAME_OR_PASSWORD)
         try:
-            await self.hub.authenticate(self.device_id, password)
+            await self.hub.authenticate(self.device_id, password,
+                                        chain=tuple(self.out.peer_chain))
         except DeviceAuthError as err:
             log.info("hub CONNECT refused for %s: %s", self.device_id, err)
             return err.connack

@@ -1,14 +1,14 @@
-"""The MQTT-over-TLS listener: a thin asyncio shell around ``MqttEndpoint``."""
+"""The MQTT-over-TLS listener: a thin asyncio shell around ``MqttEndpoint``, behind the TLS
+transport that hands the client's certificate chain to the session (X.509 attestation)."""
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import cast
 
 from .endpoint import MqttEndpoint, SessionRouter
-
-HANDSHAKE_TIMEOUT = 30.0
+from .tls import TlsConfig
+from .tls_transport import HANDSHAKE_TIMEOUT, start_tls_server
 
 
 class MqttProtocol(asyncio.Protocol):
@@ -23,7 +23,8 @@ class MqttProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self._endpoint = MqttEndpoint(
             self._router, self._transport.write, self._transport.close,
-            peer=str(peer), pause=self._pause, connect_timeout=self._connect_timeout)
+            peer=str(peer), pause=self._pause, connect_timeout=self._connect_timeout,
+            peer_chain=transport.get_extra_info("peercert_chain"))
 
     def _pause(self, paused: bool) -> None:
         if self._transport is None or self._transport.is_closing():
@@ -45,9 +46,8 @@ class MqttProtocol(asyncio.Protocol):
             self._endpoint.connection_lost()
 
 
-async def start_mqtt_listener(router: SessionRouter, host: str, port: int,
-                              ctx: ssl.SSLContext, *, connect_timeout: float) -> asyncio.Server:
-    loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: MqttProtocol(router, connect_timeout), host, port, ssl=ctx,
-        ssl_handshake_timeout=HANDSHAKE_TIMEOUT, reuse_address=True)
+async def start_mqtt_listener(router: SessionRouter, host: str, port: int, tls: TlsConfig, *,
+                              connect_timeout: float,
+                              handshake_timeout: float = HANDSHAKE_TIMEOUT) -> asyncio.Server:
+    return await start_tls_server(lambda: MqttProtocol(router, connect_timeout), host, port, tls,
+                                  handshake_timeout=handshake_timeout)

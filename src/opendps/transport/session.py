@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from cryptography import x509
+
 from ..protocol.mqtt import Connect, Packet
 
 
 class Outbox(Protocol):
+    # the certificate chain the client presented in the TLS handshake (leaf first)
+    peer_chain: list[x509.Certificate]
+
     def publish(self, topic: str, payload: bytes, qos: int = 1) -> None: ...
 
     def send(self, packet: Packet) -> None: ...

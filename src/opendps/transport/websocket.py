@@ -28,8 +28,11 @@ def websocket_handler(router: SessionRouter, connect_timeout: float):  # type: i
             await ws.close()
 
         writing = asyncio.create_task(writer())
+        transport = request.transport  # the TLS transport knows the client's chain
+        chain = transport.get_extra_info("peercert_chain") if transport is not None else None
         endpoint = MqttEndpoint(router, outgoing.put_nowait, lambda: outgoing.put_nowait(None),
-                                peer=str(request.remote), connect_timeout=connect_timeout)
+                                peer=str(request.remote), connect_timeout=connect_timeout,
+                                peer_chain=chain)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:

@@ -1,0 +1,75 @@
+"""Start and measure an ``opendps serve`` process for benchmarks (loopback only)."""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_loopback() -> str:
+    for _ in range(200):
+        host = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
+        try:
+            for port in (443, 8883):
+                with socket.socket() as s:
+                    s.bind((host, port))
+            return host
+        except OSError:
+            continue
+    raise RuntimeError("no free loopback address")
+
+
+@dataclass
+class Server:
+    host: str
+    data_dir: Path
+    proc: subprocess.Popen
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def peak_rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start(data_dir: Path, env: dict[str, str] | None = None, host: str | None = None) -> Server:
+    host = host or free_loopback()
+    full_env = dict(os.environ, OPENDPS_DATA_DIR=str(data_dir), OPENDPS_BIND=host,
+                    OPENDPS_DPS_HOST_NAME=host, OPENDPS_HUB_HOST_NAMES=host, **(env or {}))
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = (data_dir / "server.log").open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "opendps", "serve"], env=full_env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((data_dir / "server.log").read_text())
+        if (data_dir / "info.json").exists():
+            try:
+                socket.create_connection((host, 443), timeout=0.5).close()
+                socket.create_connection((host, 8883), timeout=0.5).close()
+                return Server(host, data_dir, proc)
+            except OSError:
+                pass
+        time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("server did not start")
