@@ -87,6 +87,13 @@ async def bootstrap(settings: Settings, store: Store) -> Instance:
     return Instance(id_scope, dps_host, owner, hubs, *paths, settings=settings)
 
 
+async def refresh_server_certificate(settings: Settings, store: Store) -> None:
+    """Re-issue the server certificate when the hub host names changed (a new SAN)."""
+    dps_host = await store.get_setting("dps_host_name") or settings.dps_host_name
+    await _write_pki(settings, store, dps_host, [h.host_name for h in await store.list_hubs()
+                                                 if h.built_in])
+
+
 async def _write_pki(settings: Settings, store: Store, dps_host: str,
                      hub_hosts: list[str]) -> tuple[Path, Path, Path]:
     ca_cert = await store.get_setting("ca_cert_pem")

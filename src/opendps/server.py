@@ -7,7 +7,8 @@ import errno
 import logging
 import signal
 import sys
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ from .config import Settings
 from .hub.builtin import BuiltinHub
 from .hub.bus import EventBus
 from .hub.connections import ConnectionTable
-from .instance import Instance, bootstrap
+from .instance import Instance, bootstrap, refresh_server_certificate
 from .linked_hubs import LinkedHubs
 from .provisioning.allocation_policy import AllocationSettings, Allocator
 from .provisioning.engine import ProvisioningEngine
@@ -44,11 +45,14 @@ class Running:
     runner: web.AppRunner
     mqtt: asyncio.Server
     https: asyncio.Server | None = None  # serves ``runner``'s app through the TLS transport
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
         if self.https is not None:
             self.https.close()
         self.mqtt.close()
+        for closer in self.closers:
+            await closer()
         await self.runner.cleanup()
         await self.store.close()
 
@@ -66,6 +70,24 @@ async def start(settings: Settings) -> Running:
             for h in instance.hubs if h.built_in
         }
         linked = LinkedHubs(store, hubs, ca_file=settings.external_hub_ca_file)
+        tls = TlsConfig(instance.cert_path, instance.key_path)
+        # several addresses (comma-separated) let extra hub host names resolve to this server
+        addresses = [b.strip() for b in settings.bind.split(",") if b.strip()]
+        binds: str | list[str] = addresses if len(addresses) > 1 else addresses[0]
+
+        async def hubs_changed() -> None:
+            """Start or stop built-in hubs, then cover new host names in the certificate."""
+            records = {h.host_name.lower(): h for h in await store.list_hubs() if h.built_in}
+            for key in [k for k in hubs if k not in records]:
+                del hubs[key]
+            for key, record in records.items():
+                if key not in hubs:
+                    hubs[key] = BuiltinHub(store, record.host_name, bus, connections,
+                                           telemetry_keep=settings.telemetry_keep,
+                                           policies=record.policies)
+            await refresh_server_certificate(settings, store)
+            tls.reload()
+
         webhook = WebhookAllocator(ca_file=settings.webhook_ca_file,
                                    timeout=settings.webhook_timeout)
         allocator = Allocator(AllocationSettings(settings.allocation_policy, settings.location),
@@ -75,20 +97,22 @@ async def start(settings: Settings) -> Running:
         router = SessionRouter(engine, hubs)
         ctx = ApiContext(engine, store, hubs, instance.dps_host_name, bus, connections,
                          websocket=websocket_handler(router, settings.mqtt_connect_timeout),
-                         max_ca_certificates=settings.max_ca_certificates)
-        tls = TlsConfig(instance.cert_path, instance.key_path)
+                         max_ca_certificates=settings.max_ca_certificates,
+                         max_linked_hubs=settings.max_linked_hubs,
+                         external_hub_ca_file=settings.external_hub_ca_file,
+                         hubs_changed=hubs_changed)
         runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
         await runner.setup()
         assert runner.server is not None  # set by setup(); it is the protocol factory
         try:
             # aiohttp's web.Server makes one RequestHandler per connection, after the handshake;
             # handlers find the client's chain in request.transport.get_extra_info(...)
-            https = await start_tls_server(runner.server, settings.bind, settings.https_port, tls)
+            https = await start_tls_server(runner.server, binds, settings.https_port, tls)
         except OSError as exc:
             await runner.cleanup()
             raise _port_error("HTTPS", settings.bind, settings.https_port, exc) from None
         try:
-            mqtt = await start_mqtt_listener(router, settings.bind, settings.mqtt_port, tls,
+            mqtt = await start_mqtt_listener(router, binds, settings.mqtt_port, tls,
                                              connect_timeout=settings.mqtt_connect_timeout)
         except OSError as exc:
             https.close()
@@ -97,7 +121,8 @@ async def start(settings: Settings) -> Running:
     except BaseException:
         await store.close()
         raise
-    return Running(instance, store, runner, mqtt, https=https)
+    return Running(instance, store, runner, mqtt, https=https,
+                   closers=[engine.close, linked.close, webhook.close])
 
 
 def _port_error(what: str, host: str, port: int, exc: OSError) -> PortInUse:

@@ -41,3 +41,11 @@ def upload_and_prove(server, name: str, ca: Issued) -> dict:  # type: ignore[no-
     assert status == 200, verified
     assert verified["properties"]["isVerified"] is True
     return verified
+
+
+def admin(server, method: str, path: str, body: Any = None) -> tuple[int, Any]:  # type: ignore[no-untyped-def]
+    """Any /opendps/… admin call with the owner policy."""
+    status, _, data = https(server, method, f"/opendps{path}?api-version=2021-10-01",
+                            json.dumps(body) if body is not None else None,
+                            owner_headers(server))
+    return status, data

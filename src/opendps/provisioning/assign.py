@@ -78,8 +78,11 @@ class Assignment:
             still_fits = current.lower() in linked_names and (
                 not allowed or current.lower() in allowed)
             unchanged = internal_prev.get("fingerprint") == fingerprint and still_fits
+            # "never re-provision" keeps the device where it is while that hub is linked,
+            # even when the enrollment now names other hubs
             keep = (unchanged and not force) or (
-                not enrollment.reprovision["updateHubAssignment"] and still_fits)
+                not enrollment.reprovision["updateHubAssignment"]
+                and current.lower() in linked_names)
             if keep:
                 # idempotent re-registration, or "never re-provision"
                 await self._register(current, device_id, attested, None, reset=False)

@@ -54,18 +54,31 @@ async def attest_symmetric_key(
 
     # An individual enrollment for this ID decides alone, whatever a group would say.
     stored = await store.get_enrollment("individual", registration_key(registration_id))
-    if stored is not None:
-        view = EnrollmentView("individual", stored.key, stored.doc, stored.etag)
-        if view.attestation_type != "symmetricKey":
+    individual = (EnrollmentView("individual", stored.key, stored.doc, stored.etag)
+                  if stored is not None else None)
+    if individual is not None and individual.attestation_type == "symmetricKey":
+        keys = individual.symmetric_keys()
+        if sas.signature_matches(token, keys):
+            return Attested(individual, (keys[0], keys[1]))
+        if individual.enabled:
             raise UNAUTHORIZED
-        keys = view.symmetric_keys()
-        if not sas.signature_matches(token, keys):
-            raise UNAUTHORIZED
-        return Attested(view, (keys[0], keys[1]))
 
+    group = await _group_for(store, token, registration_id)
+    if group is None:
+        raise UNAUTHORIZED
+    if individual is not None:
+        # a genuine group device that an individual enrollment blocklists (any attestation
+        # type): the disabled individual entry decides, so the device learns it is disabled
+        if individual.enabled:
+            raise UNAUTHORIZED
+        return Attested(individual, group.device_keys)
+    return group
+
+
+async def _group_for(store: Store, token: sas.SasToken, registration_id: str) -> Attested | None:
     for group in await store.groups_by_attestation("symmetricKey"):
         view = EnrollmentView("group", group.key, group.doc, group.etag)
         derived = [sas.derive_device_key(k, registration_id) for k in view.symmetric_keys()]
         if sas.signature_matches(token, derived):
             return Attested(view, (derived[0], derived[1]))
-    raise UNAUTHORIZED
+    return None

@@ -46,7 +46,8 @@ class MqttProtocol(asyncio.Protocol):
             self._endpoint.connection_lost()
 
 
-async def start_mqtt_listener(router: SessionRouter, host: str, port: int, tls: TlsConfig, *,
+async def start_mqtt_listener(router: SessionRouter, host: str | list[str], port: int,
+                              tls: TlsConfig, *,
                               connect_timeout: float,
                               handshake_timeout: float = HANDSHAKE_TIMEOUT) -> asyncio.Server:
     return await start_tls_server(lambda: MqttProtocol(router, connect_timeout), host, port, tls,

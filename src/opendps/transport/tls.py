@@ -9,8 +9,7 @@ number of enrollments. Python's ``ssl`` has no verify callback, hence pyOpenSSL
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from OpenSSL import SSL, crypto
@@ -26,16 +25,24 @@ _MODE_ENABLE_PARTIAL_WRITE = 0x1  # SSL_MODE_ENABLE_PARTIAL_WRITE, not exported 
 _OP_NO_RENEGOTIATION = getattr(SSL, "OP_NO_RENEGOTIATION", 0x40000000)  # newer pyOpenSSLs only
 
 
-@dataclass(frozen=True)
+@dataclass
 class TlsConfig:
-    """What a TLS listener needs; the context is built once and shared by all listeners."""
+    """What a TLS listener needs; the context is built once and shared by all listeners, and
+    rebuilt by ``reload`` when the certificate changes (a new hub host name needs a SAN):
+    connections made afterwards use the new one."""
 
     cert_path: Path
     key_path: Path
+    _context: SSL.Context | None = field(default=None, repr=False)
 
-    @cached_property
+    @property
     def context(self) -> SSL.Context:
-        return server_context(self.cert_path, self.key_path)
+        if self._context is None:
+            self._context = server_context(self.cert_path, self.key_path)
+        return self._context
+
+    def reload(self) -> None:
+        self._context = server_context(self.cert_path, self.key_path)
 
 
 def server_context(cert_path: Path, key_path: Path) -> SSL.Context:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from cryptography import x509
@@ -347,13 +347,16 @@ def _reason(exc: SSL.Error) -> str:
     return " ".join(str(a) for a in exc.args) or type(exc).__name__
 
 
-async def start_tls_server(protocol_factory: Callable[[], asyncio.BaseProtocol], host: str | None,
+async def start_tls_server(protocol_factory: Callable[[], asyncio.BaseProtocol],
+                           host: str | Sequence[str] | None,
                            port: int, config: TlsConfig | SSL.Context, *,
                            handshake_timeout: float = HANDSHAKE_TIMEOUT, backlog: int = 1024,
                            reuse_port: bool = False) -> asyncio.Server:
     """Listen on ``host:port``; each connection's app protocol is made after its handshake."""
-    context = config.context if isinstance(config, TlsConfig) else config
+    def context() -> SSL.Context:  # read per connection, so a reloaded certificate applies
+        return config.context if isinstance(config, TlsConfig) else config
+
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: TlsServerProtocol(protocol_factory, context, handshake_timeout),
+        lambda: TlsServerProtocol(protocol_factory, context(), handshake_timeout),
         host, port, backlog=backlog, reuse_address=True, reuse_port=reuse_port or None)
