@@ -73,3 +73,29 @@ def start(data_dir: Path, env: dict[str, str] | None = None, host: str | None = 
         time.sleep(0.05)
     proc.kill()
     raise RuntimeError("server did not start")
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (nginx workers), from /proc."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        out.extend(int(p) for p in text)
+    return out
+
+
+def wait_listening(host: str, ports: tuple[int, ...], proc: subprocess.Popen,
+                   log: Path, timeout: float = 30) -> None:
+    """Until every port accepts a connection; raise with the log if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args[0]} exited:\n{log.read_text(errors='replace')}")
+        try:
+            for port in ports:
+                socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError(f"{proc.args[0]} did not listen on {host}:{ports}")

@@ -34,6 +34,8 @@ class Settings:
     hub_host_names: tuple[str, ...] = ("localhost",)
     retry_after: int = 3 * SECONDS
     telemetry_keep: int = 10_000
+    # NORMAL survives a killed process; FULL also survives power loss, at a cost per write
+    sqlite_synchronous: str = "NORMAL"
     mqtt_connect_timeout: int = 30 * SECONDS
     max_ca_certificates: int = 25  # the DPS limit (seed digest 1, service limits)
     max_linked_hubs: int = 50  # the DPS limit
@@ -43,10 +45,14 @@ class Settings:
     webhook_timeout: int = 10 * SECONDS
     external_hub_ca_file: str | None = None  # trust root for external hubs (None: system)
     log_level: str = "INFO"
+    roles: str = "all"  # comma-separated: dps, hub, api (or all); see cluster/roles.py
+    instance_name: str = ""  # names this instance in x-opendps-instance (default host@bind)
 
     @property
     def db_url(self) -> str:
-        return self.database_url or f"sqlite:///{self.data_dir / 'opendps.db'}"
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir / 'opendps.db'}?synchronous={self.sqlite_synchronous}"
 
     def validate(self) -> Settings:
         for name in ("https_port", "mqtt_port"):
@@ -63,6 +69,9 @@ class Settings:
             raise ConfigError("allocation_policy must be hashed, geoLatency or static")
         if self.telemetry_keep < 1:
             raise ConfigError("telemetry_keep must be at least 1")
+        roles = {r.strip().lower() for r in self.roles.split(",") if r.strip()}
+        if not roles or not roles <= {"all", "dps", "hub", "api"}:
+            raise ConfigError("roles must be a comma-separated list of dps, hub, api (or all)")
         return self
 
 

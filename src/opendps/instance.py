@@ -5,6 +5,7 @@ files devices need are written into the data directory."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -105,12 +106,13 @@ async def _write_pki(settings: Settings, store: Store, dps_host: str,
         ca_cert = await store.setting_if_absent(
             "ca_cert_pem", new_cert if ca_key == new_key else await _wait_ca(store))
     names = pki.server_names([dps_host, *hub_hosts])
-    cert = await store.get_setting("server_cert_pem")
-    key = await store.get_setting("server_key_pem")
+    # key and certificate travel as one setting: instances starting together never pair one
+    # instance's key with another's certificate
+    pair = json.loads(await store.get_setting("server_tls_pair") or "{}")
+    cert, key = pair.get("cert"), pair.get("key")
     if cert is None or key is None or not pki.server_cert_fits(cert, names, ca_cert):
         cert, key = pki.create_server_cert(ca_cert, ca_key, names)
-        await store.put_setting("server_key_pem", key)
-        await store.put_setting("server_cert_pem", cert)
+        await store.put_setting("server_tls_pair", json.dumps({"cert": cert, "key": key}))
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     ca_path, cert_path, key_path = data / "ca.pem", data / "server.pem", data / "server.key"

@@ -14,16 +14,16 @@ from aiohttp import web
 
 from .api.app import build_app
 from .api.context import ApiContext
+from .cluster.compose import join
 from .config import Settings
 from .hub.builtin import BuiltinHub
-from .hub.bus import EventBus
-from .hub.connections import ConnectionTable
 from .instance import Instance, bootstrap, refresh_server_certificate
 from .linked_hubs import LinkedHubs
 from .provisioning.allocation_policy import AllocationSettings, Allocator
 from .provisioning.engine import ProvisioningEngine
 from .provisioning.webhook import WebhookAllocator
 from .store import open_store
+from .store.cache import CachedStore
 from .store.interface import Store
 from .transport.mqtt_listener import start_mqtt_listener
 from .transport.router import SessionRouter
@@ -32,6 +32,7 @@ from .transport.tls_transport import start_tls_server
 from .transport.websocket import websocket_handler
 
 log = logging.getLogger("opendps")
+CACHE_CHANNEL = "store:changed"
 
 
 class PortInUse(RuntimeError):
@@ -59,10 +60,14 @@ class Running:
 
 async def start(settings: Settings) -> Running:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = await open_store(settings.db_url)
+    store: Store = CachedStore(await open_store(settings.db_url))  # type: ignore[assignment]
     try:
         instance = await bootstrap(settings, store)
-        bus, connections = EventBus(), ConnectionTable()
+        member = await join(settings, store)  # PostgreSQL: LISTEN/NOTIFY bus, cluster roles
+        bus, connections = member.bus, member.connections
+        # a write on any instance clears every instance's read cache (the bus carries it)
+        bus.subscribe(CACHE_CHANNEL, lambda _: store.invalidate())  # type: ignore[attr-defined]
+        store.on_write = lambda: bus.publish(CACHE_CHANNEL, None)  # type: ignore[attr-defined]
         hubs = {
             h.host_name.lower(): BuiltinHub(store, h.host_name, bus, connections,
                                             telemetry_keep=settings.telemetry_keep,
@@ -94,14 +99,16 @@ async def start(settings: Settings) -> Running:
                               webhook)
         engine = ProvisioningEngine(store, linked, id_scope=instance.id_scope,
                                     retry_after=settings.retry_after, allocator=allocator)
-        router = SessionRouter(engine, hubs)
+        router = member.router(SessionRouter(engine, hubs))
         ctx = ApiContext(engine, store, hubs, instance.dps_host_name, bus, connections,
                          websocket=websocket_handler(router, settings.mqtt_connect_timeout),
                          max_ca_certificates=settings.max_ca_certificates,
                          max_linked_hubs=settings.max_linked_hubs,
                          external_hub_ca_file=settings.external_hub_ca_file,
                          hubs_changed=hubs_changed)
-        runner = web.AppRunner(build_app(ctx), access_log=None, handle_signals=False)
+        app = build_app(ctx)
+        member.install(app)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         assert runner.server is not None  # set by setup(); it is the protocol factory
         try:
@@ -118,11 +125,15 @@ async def start(settings: Settings) -> Running:
             https.close()
             await runner.cleanup()
             raise _port_error("MQTT", settings.bind, settings.mqtt_port, exc) from None
+        member.readiness.checks.update(mqtt=mqtt.is_serving, https=https.is_serving)
     except BaseException:
+        if "member" in locals():
+            for closer in member.closers:
+                await closer()
         await store.close()
         raise
     return Running(instance, store, runner, mqtt, https=https,
-                   closers=[engine.close, linked.close, webhook.close])
+                   closers=[engine.close, linked.close, webhook.close, *member.closers])
 
 
 def _port_error(what: str, host: str, port: int, exc: OSError) -> PortInUse:

@@ -50,19 +50,26 @@ async def test_sqlite_write_survives_sigkill(sqlite_url: str) -> None:
         await store.close()
 
 
-async def test_sqlite_pragmas(sqlite_url: str) -> None:
-    store = await open_store(sqlite_url)
+async def _pragmas(url: str) -> dict:
+    store = await open_store(url)
     try:
         async with store.engine.connect() as conn:
-            pragma = {
+            return {
                 name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
                 for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
             }
     finally:
         await store.close()
+
+
+async def test_sqlite_pragmas(sqlite_url: str) -> None:
+    pragma = await _pragmas(sqlite_url)
     assert pragma["journal_mode"] == "wal"
-    assert pragma["synchronous"] == 2  # FULL
+    assert pragma["synchronous"] == 1  # NORMAL: in WAL mode a killed process loses nothing
     assert pragma["foreign_keys"] == 1 and pragma["busy_timeout"] == BUSY_TIMEOUT_MS
+    assert (await _pragmas(sqlite_url + "?synchronous=full"))["synchronous"] == 2
+    with pytest.raises(ValueError):
+        await _pragmas(sqlite_url + "?synchronous=off")
 
 
 async def test_driver_errors_become_store_errors(sql_store: SqlStore) -> None:

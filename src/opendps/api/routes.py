@@ -19,6 +19,8 @@ from . import (
     policies,
     registrations,
 )
+from .health import health as liveness
+from .health import ready as readiness
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -61,7 +63,8 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("PUT", rf"^/twins/(?P<id>{_SEG})$", hub_registry.update_twin),
         # opendps's own
         ("GET", r"^/opendps/events$", events.stream),
-        ("GET", r"^/opendps/health$", health),
+        ("GET", r"^/opendps/health$", liveness),
+        ("GET", r"^/opendps/ready$", readiness),
         ("GET", r"^/opendps/accesspolicies$", policies.list_policies),
         ("POST", rf"^/opendps/registrations/(?P<id>{_SEG})/deprovision$",
          deprovision.deprovision),

@@ -19,6 +19,7 @@ from ..client.hub_device import HubRequestError
 from ..config import ConfigError
 from ..protocol.connstr import ConnectionStringError
 from ..store.interface import StoreError
+from .bench import bench
 from .cert import cert
 from .certificate import certificate
 from .device import device
@@ -82,6 +83,7 @@ def cli() -> None:
 for command in (serve, info, enrollment, enrollment_group, registration, compute_device_key,
                 hub, device, cert, certificate):
     cli.add_command(command)
+cli.add_command(bench)
 
 
 def main() -> None:

@@ -34,6 +34,8 @@ def run_forever(coro: Coroutine[Any, Any, None]) -> None:
               help="Host name devices use for DPS (default localhost).")
 @click.option("--hub-host", "hub_host_names", multiple=True,
               help="Built-in hub host name (repeatable; default localhost).")
+@click.option("--roles", default=None,
+              help="Roles this instance serves: dps,hub,api or all (env OPENDPS_ROLES).")
 def serve(**flags: Any) -> None:
     """Run the provisioning service and its hubs. Settings: defaults < opendps.toml in the
     data directory < OPENDPS_* environment < these flags."""

@@ -64,7 +64,7 @@ class BuiltinHub:
     async def device_exists(self, device_id: str) -> bool:
         return await self.registry.get(device_id) is not None
 
-    async def create_or_update_device(self, spec: DeviceSpec) -> None:
+    async def create_or_update_device(self, spec: DeviceSpec) -> bool:
         previous = await self.registry.get(spec.device_id)
         body: dict[str, Any] = dict(previous.doc) if previous else {}
         if spec.auth_type == "sas":
@@ -78,7 +78,8 @@ class BuiltinHub:
             body["authentication"] = {"type": "certificateAuthority"}
         body["capabilities"] = {"iotEdge": spec.iot_edge}
         body.setdefault("status", "enabled")
-        await self.registry.put(spec.device_id, body, None)
+        await self.registry.put(spec.device_id, body, None, previous=previous)
+        return previous is not None
 
     async def delete_device(self, device_id: str) -> None:
         try:

@@ -111,7 +111,7 @@ class ExternalHub:
     async def device_exists(self, device_id: str) -> bool:
         return await self._get_device(device_id) is not None
 
-    async def create_or_update_device(self, spec: DeviceSpec) -> None:
+    async def create_or_update_device(self, spec: DeviceSpec) -> bool:
         path = f"/devices/{_seg(spec.device_id)}"
         for attempt in range(2):
             current = await self._get_device(spec.device_id)
@@ -119,12 +119,13 @@ class ExternalHub:
                 "PUT", path, device_body(spec, current),
                 if_match="*" if current is not None else None)
             if reply.status in (200, 201):
-                return
+                return current is not None
             if reply.status in RACING and attempt == 0:
                 log.info("IoT hub %s: device %s changed under us (%d); retrying",
                          self.host_name, spec.device_id, reply.status)
                 continue
             raise self._http.failure(reply, "PUT", path)
+        raise AssertionError("unreachable")
 
     async def delete_device(self, device_id: str) -> None:
         path = f"/devices/{_seg(device_id)}"

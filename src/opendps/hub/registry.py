@@ -61,8 +61,13 @@ class DeviceRegistry:
     async def get(self, device_id: str) -> StoredDoc | None:
         return await self.store.get_device(self.host_name, device_id)
 
-    async def put(self, device_id: str, body: dict[str, Any], if_match: str | None) -> StoredDoc:
-        previous = await self.get(device_id)
+    async def put(self, device_id: str, body: dict[str, Any], if_match: str | None, *,
+                  previous: StoredDoc | bool | None = True) -> StoredDoc:
+        """``previous``: the caller's fresh read of the device (None: absent), or True to
+        read it here."""
+        if previous is True:
+            previous = await self.get(device_id)
+        assert previous is None or isinstance(previous, StoredDoc)
         doc = normalise_device(device_id, body, previous.doc if previous else None)
         try:
             stored = await self.store.put_device(self.host_name, device_id, doc,
@@ -71,7 +76,7 @@ class DeviceRegistry:
             raise RegistryError(412, "PreconditionFailed", "the etag does not match") from None
         except NotFound:
             raise RegistryError(404, "DeviceNotFound", f"device {device_id} not found") from None
-        if previous is None and await self.store.get_twin(self.host_name, device_id) is None:
+        if previous is None:  # a deleted device's twin went with it: start a fresh one
             await self.store.put_twin(self.host_name, device_id, empty_twin(), if_match=None)
         return stored
 

@@ -114,8 +114,7 @@ class Assignment:
     async def _register(self, hub: str, device_id: str, attested: Any,
                         twin: tuple[dict, dict] | None, *, reset: bool) -> None:
         port = self._port(hub)
-        existed = await port.device_exists(device_id)
-        await port.create_or_update_device(attested.device_spec(device_id))
+        existed = await port.create_or_update_device(attested.device_spec(device_id))
         if twin is not None and (reset or not existed):
             await port.apply_initial_twin(device_id, *twin)
 
