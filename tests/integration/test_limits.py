@@ -21,7 +21,8 @@ from .servers import start_server
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):  # type: ignore[no-untyped-def]
     proc = start_server(tmp_path_factory.mktemp("limits"), extra_env={
-        "OPENDPS_MQTT_CONNECT_TIMEOUT": "1", "OPENDPS_TELEMETRY_KEEP": "3"})
+        "OPENDPS_MQTT_CONNECT_TIMEOUT": "1", "OPENDPS_TELEMETRY_KEEP": "3",
+        "OPENDPS_MAX_CA_CERTIFICATES": "2", "OPENDPS_MAX_LINKED_HUBS": "2"})
     yield proc
     proc.stop()
 
@@ -57,3 +58,23 @@ def test_telemetry_log_keeps_the_newest(server) -> None:  # type: ignore[no-unty
                          env=server.env, capture_output=True, text=True, timeout=30)
     payloads = [json.loads(line)["event"]["payload"] for line in out.stdout.splitlines()]
     assert payloads == ["m2", "m3", "m4"]
+
+
+def test_ca_certificate_and_linked_hub_limits(server) -> None:  # type: ignore[no-untyped-def]
+    from .ca_rest import admin, call
+    from .x509_factory import make
+
+    for i in range(2):
+        status, body = call(server, "PUT", f"/ca-{i}", {"certificate": make(f"CA {i}",
+                                                                           ca=True).pem})
+        assert status == 201, body
+    status, body = call(server, "PUT", "/ca-2", {"certificate": make("CA 2", ca=True).pem})
+    assert status == 409 and "limit of 2" in body["message"]
+    # replacing an existing one is not a new one
+    status, _ = call(server, "PUT", "/ca-0", {"certificate": make("CA 0b", ca=True).pem})
+    assert status == 200
+    status, body = admin(server, "PUT", "/linkedHubs/second.example", {"builtIn": True})
+    assert status == 201, body
+    status, body = admin(server, "PUT", "/linkedHubs/third.example", {"builtIn": True})
+    assert status == 409 and "limit of 2" in body["message"]
+    assert admin(server, "DELETE", "/linkedHubs/second.example")[0] == 204
