@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from integration.raw import RawMqtt
-from integration.servers import ServerProcess, _free_loopback, create_pg_database, start_server
+from integration.servers import (
+    ServerProcess,
+    _free_loopback,
+    create_pg_database,
+    is_free,
+    start_server,
+)
 from opendps.protocol.mqtt import MqttConnection, Role
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,20 +32,9 @@ from render import render  # noqa: E402  (deploy/ is not a package)
 PREFERRED = ["127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"]
 
 
-def _free(host: str) -> bool:
-    try:
-        for port in (443, 8883):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind((host, port))
-        return True
-    except OSError:
-        return False
-
-
 def addresses(n: int = 4) -> list[str]:
     """127.0.0.2–5 when free (the instances first, the balancer last), else random ones."""
-    if all(_free(a) for a in PREFERRED[:n]):
+    if all(is_free(a) for a in PREFERRED[:n]):
         return PREFERRED[:n]
     chosen: list[str] = []
     while len(chosen) < n:

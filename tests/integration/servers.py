@@ -24,17 +24,22 @@ PG_ADMIN_URL = os.environ.get("OPENDPS_TEST_PG", "postgresql://postgres@127.0.0.
 START_TIMEOUT = 30.0
 
 
+def is_free(host: str, ports: tuple[int, ...] = (443, 8883)) -> bool:
+    try:
+        for port in ports:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind((host, port))
+        return True
+    except OSError:
+        return False
+
+
 def _free_loopback(ports: tuple[int, ...] = (443, 8883)) -> str:
     for _ in range(200):
         host = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-        try:
-            for port in ports:
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind((host, port))
+        if is_free(host, ports):
             return host
-        except OSError:
-            continue
     raise RuntimeError("no free loopback address for 443/8883")
 
 

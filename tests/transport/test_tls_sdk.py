@@ -5,8 +5,6 @@ and over WebSocket on 443, which it cannot move off the fixed ports."""
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from aiohttp import web
 from azure.iot.device import X509, ProvisioningDeviceClient
 from azure.iot.device.exceptions import CredentialError
 
+from integration.servers import _free_loopback as free_loopback
 from opendps.transport.mqtt_listener import start_mqtt_listener
 from opendps.transport.tls_transport import start_tls_server
 from opendps.transport.websocket import websocket_handler
@@ -22,20 +21,6 @@ from .pki_files import REGISTRATION_ID, make_pki
 from .test_tls_apps import CapturingRouter
 
 pytestmark = pytest.mark.sdk
-
-
-def free_loopback() -> str:
-    for _ in range(200):
-        host = f"127.{random.randint(1, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
-        try:
-            for port in (443, 8883):
-                with socket.socket() as s:
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                    s.bind((host, port))
-            return host
-        except OSError:
-            continue
-    raise RuntimeError("no free loopback address for 443/8883")
 
 
 @pytest.mark.parametrize("websockets", [False, True], ids=["mqtt", "websocket"])
