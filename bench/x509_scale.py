@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _server  # noqa: E402
+import _server
 
 API = "2019-03-31"
 DEVICES = 10

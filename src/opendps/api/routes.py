@@ -28,10 +28,6 @@ _SEG = r"[^/]+"
 _COLL = r"(?P<collection>enrollments|enrollmentgroups)"
 
 
-async def health(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     (method, re.compile(pattern, re.IGNORECASE), handler)
     for method, pattern, handler in [
