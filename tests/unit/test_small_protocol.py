@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -49,15 +50,27 @@ def test_twin_merge() -> None:
 def test_weighted_allocation_and_stability() -> None:
     hubs = [Candidate("h1", 1, True), Candidate("h2", 3, True)]
     ids = [f"dev-{i}" for i in range(4000)]
-    first = {i: choose_hub(i, hubs, [], None) for i in ids}
+    first = {i: choose_hub(i, hubs) for i in ids}
     share = sum(1 for h in first.values() if h == "h2") / len(ids)
     assert 0.70 < share < 0.80
     # a hub excluded from allocation changes nothing for anyone
     more = [*hubs, Candidate("h3", 5, False)]
-    assert all(choose_hub(i, more, [], None) == first[i] for i in ids)
+    assert all(choose_hub(i, more) == first[i] for i in ids)
     # adding a hub only moves devices onto the new hub
     plus = [*hubs, Candidate("h4", 1, True)]
     for i in ids:
-        chosen = choose_hub(i, plus, [], None)
+        chosen = choose_hub(i, plus)
         assert chosen in (first[i], "h4")
-    assert choose_hub("x", hubs, ["h1"], "static") == "h1"
+    # static assignment picks the enrollment's hub whatever the hash says
+    from opendps.protocol.enrollment import EnrollmentView
+    from opendps.provisioning.allocation_policy import AllocationSettings, Allocator
+    from opendps.store.interface import HubRecord
+
+    doc = {"attestation": {"type": "symmetricKey"}, "allocationPolicy": "static",
+           "iotHubs": ["h1", "h2"]}
+    linked = [HubRecord("h1", True, None, 1), HubRecord("h2", True, None, 3)]
+    choice = asyncio.run(Allocator(AllocationSettings(), None).choose(
+        enrollment=EnrollmentView("individual", "x", doc, "e"), linked=linked,
+        registration_id="x", attestation=("symmetricKey", {}), payload=None,
+        current_hub=None, current_device_id=None))
+    assert choice.hub == "h1"

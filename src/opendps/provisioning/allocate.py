@@ -23,19 +23,10 @@ def _score(registration_id: str, host: str, weight: int) -> float:
     return -weight / math.log(unit)
 
 
-def choose_hub(
-    registration_id: str, linked: list[Candidate], allowed: list[str], policy: str | None
-) -> str:
-    by_name = {c.host_name.lower(): c for c in linked}
-    if allowed:
-        pool = [by_name[h.lower()] for h in allowed if h.lower() in by_name]
-        if not pool:
-            raise DpsError(ErrorCode.HUB_NOT_LINKED,
-                           "none of the enrollment's IoT hubs is linked to this service")
-        if policy == "static" or len(pool) == 1:
-            return pool[0].host_name
-    else:
-        pool = [c for c in linked if c.apply_allocation_policy]
+def choose_hub(registration_id: str, candidates: list[Candidate]) -> str:
+    """The weighted hash over the hubs that take part in allocation. Which hubs are candidates
+    (an enrollment's ``iotHubs``, static assignment) is ``allocation_policy.Allocator``'s call."""
+    pool = [c for c in candidates if c.apply_allocation_policy]
     pool = [c for c in pool if c.weight > 0] or pool
     if not pool:
         raise DpsError(ErrorCode.HUB_NOT_LINKED, "no IoT hub is linked to this service")

@@ -65,7 +65,7 @@ class Allocator:
                                                 registration_id, self.settings.latency_table))
         candidates = [Candidate(h.host_name, h.allocation_weight,
                                 True if allowed else h.apply_allocation_policy) for h in pool]
-        return Choice(choose_hub(registration_id, candidates, [], None))
+        return Choice(choose_hub(registration_id, candidates))
 
     async def _custom(self, enrollment: EnrollmentView, pool: list[Any], registration_id: str,
                       attestation: tuple[str, dict[str, Any]], payload: Any,

@@ -132,4 +132,4 @@ def choose_lowest_latency(
     best = min(latency.values())
     nearest = [Candidate(c.host_name, c.weight, True) for c in pool
                if latency[c.host_name] == best]
-    return choose_hub(registration_id, nearest, [], None)
+    return choose_hub(registration_id, nearest)
