@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography import x509
 
-from ..protocol.trust_anchors import ca_anchors, group_anchors
+from ..protocol.trust_anchors import ca_anchors, ca_index, group_anchors
 from ..protocol.x509.certificates import sha1_thumbprint, sha256_thumbprint
 from ..protocol.x509.chain import ChainError, verify_chain
 from ..store.interface import Store
@@ -37,7 +37,7 @@ async def authenticate_x509(store: Store, device: dict[str, Any], device_id: str
         if not leaf.not_valid_before_utc <= now <= leaf.not_valid_after_utc:
             raise DeviceAuthError("the device certificate is not valid now")
     elif kind == "certificateAuthority":
-        cas = {c.key.lower(): dict(c.doc, name=c.key) for c in await store.list_ca_certificates()}
+        cas = ca_index(await store.list_ca_certificates())
         groups = [(g.key, g.doc) for g in await store.groups_by_attestation("x509")
                   if g.doc.get("provisioningStatus", "enabled") == "enabled"]
         anchors = ca_anchors(cas) + group_anchors(groups, cas)

@@ -16,6 +16,11 @@ GROUP_PREFIX = "group:"
 CA_PREFIX = "ca:"
 
 
+def ca_index(stored: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    """Stored CA certificates (``.key``, ``.doc``) by lower-cased name, each doc with its name."""
+    return {c.key.lower(): dict(c.doc, name=c.key) for c in stored}
+
+
 def _ca_cert(cas: dict[str, dict[str, Any]], name: str) -> Any | None:
     doc = cas.get(name.lower())
     if doc is None or not doc.get("isVerified"):

@@ -17,7 +17,7 @@ from ..protocol.enrollment import EnrollmentView
 from ..protocol.errors import DpsError, ErrorCode
 from ..protocol.regid import registration_key
 from ..protocol.timefmt import format_utc
-from ..protocol.trust_anchors import GROUP_PREFIX, ca_anchors, group_anchors
+from ..protocol.trust_anchors import GROUP_PREFIX, ca_anchors, ca_index, group_anchors
 from ..protocol.x509.certificates import (
     certificate_info,
     common_name,
@@ -63,7 +63,7 @@ class X509Attested:
 
 
 async def _cas(store: Store) -> dict[str, dict[str, Any]]:
-    return {c.key.lower(): dict(c.doc, name=c.key) for c in await store.list_ca_certificates()}
+    return ca_index(await store.list_ca_certificates())
 
 
 def _valid_now(cert: x509.Certificate, now: datetime) -> None:
@@ -99,7 +99,6 @@ async def attest_x509(store: Store, *, registration_id: str, chain: list[x509.Ce
             raise _deny(str(err)) from None
         raise _deny("the certificate's common name does not match the registration ID")
 
-    cas = await _cas(store)
     stored = await store.get_enrollment("individual", registration_key(registration_id))
     individual = EnrollmentView("individual", stored.key, stored.doc, stored.etag) if stored \
         else None
@@ -114,7 +113,8 @@ async def attest_x509(store: Store, *, registration_id: str, chain: list[x509.Ce
             return X509Attested(individual, leaf, None, ("selfSigned", thumbs))
         refs = individual.ca_references()
         if refs:
-            verified = _verify(chain, ca_anchors(cas, refs), now, registration_id)
+            verified = _verify(chain, ca_anchors(await _cas(store), refs), now,
+                               registration_id)
             if not individual.enabled:
                 raise _deny(f"certificate '{subject_name(leaf)}' is revoked by a "
                             "disabled enrollment")
@@ -122,7 +122,7 @@ async def attest_x509(store: Store, *, registration_id: str, chain: list[x509.Ce
                                 ("certificateAuthority", ()))
 
     groups = [(g.key, g.doc) for g in await store.groups_by_attestation("x509")]
-    verified = _verify(chain, group_anchors(groups, cas), now, registration_id)
+    verified = _verify(chain, group_anchors(groups, await _cas(store)), now, registration_id)
     group_id = verified.anchor.key[len(GROUP_PREFIX):]
     if individual is not None:
         # the device is genuine (its chain verifies), so it may learn why it is refused
