@@ -33,15 +33,25 @@ class Server:
     data_dir: Path
     proc: subprocess.Popen
 
+    def pids(self) -> list[int]:
+        """The server's processes: with ``--workers N``, the parent and its workers (measure
+        CPU over all of them, as nginx's master and workers are measured)."""
+        return [self.proc.pid, *children(self.proc.pid)]
+
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        total = 0.0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return total
 
     def peak_rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        total = 0.0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) / 1024
+        return total
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -51,10 +61,14 @@ class Server:
             self.proc.kill()
 
 
-def start(data_dir: Path, env: dict[str, str] | None = None, host: str | None = None) -> Server:
+def start(data_dir: Path, env: dict[str, str] | None = None, host: str | None = None,
+          workers: int = 1) -> Server:
+    """``workers`` > 1: ``opendps serve --workers N`` (info.json appears once all listen)."""
     host = host or free_loopback()
     full_env = dict(os.environ, OPENDPS_DATA_DIR=str(data_dir), OPENDPS_BIND=host,
-                    OPENDPS_DPS_HOST_NAME=host, OPENDPS_HUB_HOST_NAMES=host, **(env or {}))
+                    OPENDPS_DPS_HOST_NAME=host, OPENDPS_HUB_HOST_NAMES=host,
+                    OPENDPS_WORKERS=str(workers))
+    full_env.update(env or {})
     data_dir.mkdir(parents=True, exist_ok=True)
     log = (data_dir / "server.log").open("ab")
     proc = subprocess.Popen([sys.executable, "-m", "opendps", "serve"], env=full_env,

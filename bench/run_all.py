@@ -6,7 +6,7 @@ runs the same load against each and prints a markdown table. On a noisy machine 
 figures move; ratios measured minutes apart on the same machine move much less.
 
     python bench/run_all.py [--devices 1000] [--telemetry-devices 100] [--idle 2000]
-                            [--write docs/benchmarks.md]
+                            [--workers N] [--write docs/benchmarks.md]
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class Bench:
         self.tmp = tmp
         self.results: dict[str, dict[str, Any]] = {}
         self.refs: dict[str, references.Reference | None] = {}
-        self.server = _server.start(tmp / "data")
+        self.server = _server.start(tmp / "data", workers=args.workers)
         self.info = json.loads((tmp / "data" / "info.json").read_text())
 
     def start_references(self) -> None:
@@ -78,7 +78,7 @@ class Bench:
     def target(self, where: str) -> tuple[RegisterTarget, list[int]]:
         host = self.server.host
         if where == "opendps":
-            return RegisterTarget(host, self.info["idScope"]), [self.server.proc.pid]
+            return RegisterTarget(host, self.info["idScope"]), self.server.pids()
         ref = self.refs[where]
         assert ref is not None
         return RegisterTarget(host, self.info["idScope"], connect_host=ref.host), ref.pids
@@ -113,7 +113,7 @@ class Bench:
         if where == "opendps":
             fleet = await self.fleet("symmetric-key", "opendps")
             devices = await provision(self.target("opendps")[0], fleet, count)
-            return HubTarget(context), [self.server.proc.pid], devices
+            return HubTarget(context), self.server.pids(), devices
         ref = self.refs[where]
         assert ref is not None
         devices = [HubDevice(fleet.registration_id(i), self.server.host, None)
@@ -227,6 +227,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="opendps serve --workers (default: the number of cores, as "
+                             "deployed for throughput; CPU is summed over every process)")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--telemetry-devices", type=int, default=100)
     parser.add_argument("--telemetry-seconds", type=float, default=10.0)
@@ -244,7 +247,8 @@ def main() -> None:
         bench.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     command = "python bench/run_all.py " + " ".join(sys.argv[1:])
-    body = (f"Machine: {machine()}\n\nCommand: `{command}`\n\n{table(bench.results)}\n")
+    body = (f"Machine: {machine()}\n\nCommand: `{command}` (opendps with {args.workers} "
+            f"worker process{'es' if args.workers > 1 else ''})\n\n{table(bench.results)}\n")
     print(body)
     if args.json:
         args.json.write_text(json.dumps(bench.results, indent=2))

@@ -47,6 +47,9 @@ class Settings:
     log_level: str = "INFO"
     roles: str = "all"  # comma-separated: dps, hub, api (or all); see cluster/roles.py
     instance_name: str = ""  # names this instance in x-opendps-instance (default host@bind)
+    # worker processes sharing the listening ports (SO_REUSEPORT); one asyncio loop uses one
+    # core, so set it to the number of cores for throughput (cluster/supervisor.py)
+    workers: int = 1
 
     @property
     def db_url(self) -> str:
@@ -69,6 +72,11 @@ class Settings:
             raise ConfigError("allocation_policy must be hashed, geoLatency or static")
         if self.telemetry_keep < 1:
             raise ConfigError("telemetry_keep must be at least 1")
+        if not 1 <= self.workers <= 256:
+            raise ConfigError("workers must be between 1 and 256")
+        if self.workers > 1 and 0 in (self.https_port, self.mqtt_port):
+            raise ConfigError("workers > 1 needs fixed ports: port 0 would give every worker "
+                              "a different one")
         roles = {r.strip().lower() for r in self.roles.split(",") if r.strip()}
         if not roles or not roles <= {"all", "dps", "hub", "api"}:
             raise ConfigError("roles must be a comma-separated list of dps, hub, api (or all)")
@@ -89,12 +97,24 @@ def _coerce(name: str, value: Any) -> Any:
         return tuple(value)
     if name in ("https_port", "mqtt_port", "retry_after", "telemetry_keep",
                 "mqtt_connect_timeout", "max_ca_certificates", "max_linked_hubs",
-                "webhook_timeout"):
+                "webhook_timeout", "workers"):
         try:
             return int(value)
         except (TypeError, ValueError):
             raise ConfigError(f"{name} must be an integer, not {value!r}") from None
     return value
+
+
+def from_mapping(values: dict[str, Any]) -> Settings:
+    """Settings from plain values (``to_mapping``'s output): how a worker process receives
+    exactly its parent's settings, whatever mix of file, environment and flags made them."""
+    return Settings(**{k: _coerce(k, v) for k, v in values.items()}).validate()
+
+
+def to_mapping(settings: Settings) -> dict[str, Any]:
+    """JSON-ready values that ``from_mapping`` turns back into the same settings."""
+    return {k: (str(v) if isinstance(v, Path) else list(v) if isinstance(v, tuple) else v)
+            for k, v in dataclasses.asdict(settings).items()}
 
 
 def load(flags: dict[str, Any] | None = None, env: dict[str, str] | None = None,

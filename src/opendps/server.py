@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import logging
 import signal
 import sys
@@ -15,6 +16,7 @@ from aiohttp import web
 from .api.app import build_app
 from .api.context import ApiContext
 from .cluster.compose import join
+from .cluster.worker import WorkerSlot
 from .config import Settings
 from .hub.builtin import BuiltinHub
 from .instance import Instance, bootstrap, refresh_server_certificate
@@ -33,6 +35,7 @@ from .transport.websocket import websocket_handler
 
 log = logging.getLogger("opendps")
 CACHE_CHANNEL = "store:changed"
+HUBS_CHANNEL = "hubs:changed"  # the linked hubs changed: every member reloads its hubs
 
 
 class PortInUse(RuntimeError):
@@ -58,12 +61,26 @@ class Running:
         await self.store.close()
 
 
-async def start(settings: Settings) -> Running:
+async def prepare(settings: Settings) -> Instance:
+    """Migrate and bootstrap once, then let go of the store: ``serve --workers N`` does this in
+    the parent so its workers never race to create the ID scope, keys or certificates."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = await open_store(settings.db_url)
+    try:
+        return await bootstrap(settings, store)
+    finally:
+        await store.close()
+
+
+async def start(settings: Settings, worker: WorkerSlot | None = None) -> Running:
+    """One instance; ``worker``: one of several processes sharing the ports (SO_REUSEPORT)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store: Store = CachedStore(await open_store(settings.db_url))  # type: ignore[assignment]
+    reuse_port = worker is not None and worker.count > 1
     try:
         instance = await bootstrap(settings, store)
-        member = await join(settings, store)  # PostgreSQL: LISTEN/NOTIFY bus, cluster roles
+        # PostgreSQL: LISTEN/NOTIFY bus; SQLite workers: unix datagrams; cluster roles
+        member = await join(settings, store, worker)
         bus, connections = member.bus, member.connections
         # a write on any instance clears every instance's read cache (the bus carries it)
         bus.subscribe(CACHE_CHANNEL, lambda _: store.invalidate())  # type: ignore[attr-defined]
@@ -80,18 +97,39 @@ async def start(settings: Settings) -> Running:
         addresses = [b.strip() for b in settings.bind.split(",") if b.strip()]
         binds: str | list[str] = addresses if len(addresses) > 1 else addresses[0]
 
-        async def hubs_changed() -> None:
+        reloading = asyncio.Lock()
+        reloads: set[asyncio.Task[None]] = set()
+
+        async def reload_hubs() -> None:
             """Start or stop built-in hubs, then cover new host names in the certificate."""
-            records = {h.host_name.lower(): h for h in await store.list_hubs() if h.built_in}
-            for key in [k for k in hubs if k not in records]:
-                del hubs[key]
-            for key, record in records.items():
-                if key not in hubs:
-                    hubs[key] = BuiltinHub(store, record.host_name, bus, connections,
-                                           telemetry_keep=settings.telemetry_keep,
-                                           policies=record.policies)
-            await refresh_server_certificate(settings, store)
-            tls.reload()
+            async with reloading:
+                records = {h.host_name.lower(): h for h in await store.list_hubs()
+                           if h.built_in}
+                for key in [k for k in hubs if k not in records]:
+                    del hubs[key]
+                for key, record in records.items():
+                    if key not in hubs:
+                        hubs[key] = BuiltinHub(store, record.host_name, bus, connections,
+                                               telemetry_keep=settings.telemetry_keep,
+                                               policies=record.policies)
+                await refresh_server_certificate(settings, store)
+                tls.reload()
+
+        async def hubs_changed() -> None:
+            """After a hub write through this member: reload here, then tell the others (the
+            new certificate is stored by then, so they only pick it up)."""
+            await reload_hubs()
+            bus.publish(HUBS_CHANNEL, {"instance": member.instance_id})
+
+        def hubs_changed_elsewhere(event: object) -> None:
+            if not isinstance(event, dict) or event.get("instance") == member.instance_id:
+                return
+            store.invalidate()  # type: ignore[attr-defined]
+            task = asyncio.ensure_future(reload_hubs())
+            reloads.add(task)
+            task.add_done_callback(_reload_done(reloads))
+
+        bus.subscribe(HUBS_CHANNEL, hubs_changed_elsewhere)
 
         webhook = WebhookAllocator(ca_file=settings.webhook_ca_file,
                                    timeout=settings.webhook_timeout)
@@ -114,17 +152,19 @@ async def start(settings: Settings) -> Running:
         try:
             # aiohttp's web.Server makes one RequestHandler per connection, after the handshake;
             # handlers find the client's chain in request.transport.get_extra_info(...)
-            https = await start_tls_server(runner.server, binds, settings.https_port, tls)
+            https = await start_tls_server(runner.server, binds, settings.https_port, tls,
+                                           reuse_port=reuse_port)
         except OSError as exc:
             await runner.cleanup()
-            raise _port_error("HTTPS", settings.bind, settings.https_port, exc) from None
+            raise port_error("HTTPS", settings.bind, settings.https_port, exc) from None
         try:
             mqtt = await start_mqtt_listener(router, binds, settings.mqtt_port, tls,
-                                             connect_timeout=settings.mqtt_connect_timeout)
+                                             connect_timeout=settings.mqtt_connect_timeout,
+                                             reuse_port=reuse_port)
         except OSError as exc:
             https.close()
             await runner.cleanup()
-            raise _port_error("MQTT", settings.bind, settings.mqtt_port, exc) from None
+            raise port_error("MQTT", settings.bind, settings.mqtt_port, exc) from None
         member.readiness.checks.update(mqtt=mqtt.is_serving, https=https.is_serving)
     except BaseException:
         if "member" in locals():
@@ -136,7 +176,17 @@ async def start(settings: Settings) -> Running:
                    closers=[engine.close, linked.close, webhook.close, *member.closers])
 
 
-def _port_error(what: str, host: str, port: int, exc: OSError) -> PortInUse:
+def _reload_done(tasks: set[asyncio.Task[None]]) -> Callable[[asyncio.Task[None]], None]:
+    def done(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reloading the hubs after a change elsewhere failed",
+                      exc_info=task.exception())
+
+    return done
+
+
+def port_error(what: str, host: str, port: int, exc: OSError) -> PortInUse:
     if exc.errno == errno.EACCES:
         hint = (f"binding port {port} needs privileges: run as root, or grant the capability "
                 f"with 'sudo setcap cap_net_bind_service=+ep {sys.executable}', or choose "
@@ -171,15 +221,26 @@ def write_info(instance: Instance) -> None:
     import os
 
     path = instance.settings.data_dir / "info.json"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # written beside and renamed over, so a reader never sees a half-written file
+    tmp = path.with_name(f".info.json.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump(instance.info(), fh, indent=2)
+    os.replace(tmp, path)
 
 
-async def serve(settings: Settings) -> None:
-    running = await start(settings)
-    write_info(running.instance)
-    print(describe(running.instance), flush=True)
+async def serve(settings: Settings, worker: WorkerSlot | None = None) -> None:
+    """Run until SIGINT/SIGTERM; a worker also stops when its parent is gone."""
+    running = await start(settings, worker)
+    # what start-up built (modules, schema, TLS contexts) lives as long as the process: keep
+    # it out of the cyclic collector's full passes, which otherwise walk it again and again
+    gc.collect()
+    gc.freeze()
+    if worker is None:
+        write_info(running.instance)
+        print(describe(running.instance), flush=True)
+    else:  # the parent writes info.json and describes the server once every worker is up
+        worker.report_ready()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -187,6 +248,8 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(sig, stop.set)
         except (NotImplementedError, RuntimeError):
             pass
+    if worker is not None:
+        worker.watch_parent(stop.set)  # a parent killed during start is noticed here at once
     try:
         await stop.wait()
     finally:

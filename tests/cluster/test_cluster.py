@@ -167,6 +167,34 @@ def test_second_connection_elsewhere_drops_the_first(cluster: Cluster, group: di
         second.close()
 
 
+def test_a_hub_created_on_one_instance_is_served_by_all(cluster: Cluster) -> None:
+    """``hubs_changed`` travels on the bus: every instance starts the hub and reloads the
+    certificate that now names it (verified by a TLS handshake to each instance's address)."""
+    import socket
+    import ssl
+    import time
+
+    from integration.ca_rest import owner_headers
+
+    name = f"hub-{uuid.uuid4().hex[:6]}.example"
+    first = cluster.instances[0]
+    status, _h, body = _https(cluster, "PUT",
+                              f"/opendps/linkedHubs/{name}?api-version=2021-10-01",
+                              {"builtIn": True}, owner_headers(cluster.lb), host=first.host)
+    assert status == 201, body
+    ctx = ssl.create_default_context(cafile=cluster.lb.info["caCertificate"])
+    for server in cluster.instances:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with socket.create_connection((server.host, 443), timeout=5) as raw, \
+                        ctx.wrap_socket(raw, server_hostname=name):
+                    break
+            except ssl.SSLCertVerificationError:
+                assert time.monotonic() < deadline, f"{server.host} never named {name}"
+                time.sleep(0.1)
+
+
 def test_kill_9_in_a_registration_storm(cluster: Cluster, group: dict) -> None:
     """Kill one instance while devices register through the balancer: every device ends
     assigned (retrying through the others), and the database holds exactly one hub identity

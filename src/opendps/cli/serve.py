@@ -36,18 +36,31 @@ def run_forever(coro: Coroutine[Any, Any, None]) -> None:
               help="Built-in hub host name (repeatable; default localhost).")
 @click.option("--roles", default=None,
               help="Roles this instance serves: dps,hub,api or all (env OPENDPS_ROLES).")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes sharing the ports (env OPENDPS_WORKERS; default 1). "
+                   "Use the number of CPU cores for throughput.")
 def serve(**flags: Any) -> None:
     """Run the provisioning service and its hubs. Settings: defaults < opendps.toml in the
     data directory < OPENDPS_* environment < these flags."""
+    from ..cluster import worker
+
     flags["hub_host_names"] = flags["hub_host_names"] or None
     try:
-        settings = config.load(flags)
+        # a worker takes its parent's settings as they are (cluster/worker.py)
+        slot, settings = worker.from_env() or (None, config.load(flags))
     except config.ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     from .. import server  # lazy: the server pulls in every engine
 
     try:
-        run_forever(server.serve(settings))
+        if slot is None and settings.workers > 1:
+            from ..cluster.supervisor import supervise
+
+            status = supervise(settings)
+            if status:
+                raise SystemExit(status)
+            return
+        run_forever(server.serve(settings, slot))
     except KeyboardInterrupt:
         pass
     except server.PortInUse as exc:

@@ -1,5 +1,6 @@
-"""In-process event fan-out. In a cluster the same interface rides on PostgreSQL
-LISTEN/NOTIFY (ARCHITECTURE: scale-out); subscribers never know which."""
+"""In-process event fan-out. Across processes the same interface rides on a carrier
+(``relay_bus.py``): PostgreSQL LISTEN/NOTIFY in a cluster, unix datagrams between the workers
+of ``serve --workers N`` on SQLite (ARCHITECTURE: scale-out); subscribers never know which."""
 
 from __future__ import annotations
 

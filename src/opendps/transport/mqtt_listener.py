@@ -49,6 +49,8 @@ class MqttProtocol(asyncio.Protocol):
 async def start_mqtt_listener(router: SessionRouter, host: str | list[str], port: int,
                               tls: TlsConfig, *,
                               connect_timeout: float,
-                              handshake_timeout: float = HANDSHAKE_TIMEOUT) -> asyncio.Server:
+                              handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                              reuse_port: bool = False) -> asyncio.Server:
+    """``reuse_port``: worker processes share the port, the kernel spreads connections."""
     return await start_tls_server(lambda: MqttProtocol(router, connect_timeout), host, port, tls,
-                                  handshake_timeout=handshake_timeout)
+                                  handshake_timeout=handshake_timeout, reuse_port=reuse_port)
