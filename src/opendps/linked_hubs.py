@@ -43,6 +43,9 @@ class LinkedHubs:
         return cached[1] if cached else None
 
     async def close(self) -> None:
+        """At shutdown, before the store closes: built-in hubs store their queued telemetry."""
+        for builtin in list(self.builtin.values()):
+            await builtin.close()
         for _, hub in self._external.values():
             await hub.close()
         self._external.clear()

@@ -128,6 +128,32 @@ def test_telemetry_properties_c_style_and_twin_topics(server, device) -> None:  
     assert twin["properties"]["reported"]["fw"] == "2.0"
 
 
+def test_pipelined_telemetry_is_stored_and_acknowledged_in_order(server, device) -> None:  # type: ignore[no-untyped-def]
+    """A device that does not wait for each PUBACK: the messages are stored in the order sent
+    and acknowledged in that order (MQTT 3.1.1 §4.6), the twin GET behind them last."""
+    device_id, key = device
+    client, rc = connect(server, device_id, key)
+    assert rc == 0
+    try:
+        burst = b"".join(client.conn.send(Publish(f"devices/{device_id}/messages/events/",
+                                                  b"%d" % i, 1, 10 + i)) for i in range(20))
+        burst += client.conn.send(Publish("$iothub/twin/GET/?$rid=g", b"", 1, 30))
+        client.send_bytes(burst)  # one write: the server reads them all at once
+        got = [client.next() for _ in range(22)]
+    finally:
+        client.close()
+    assert got[:21] == [PubAck(10 + i) for i in range(21)]
+    assert isinstance(got[21], Publish) and got[21].topic == "$iothub/twin/res/200/?$rid=g"
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "opendps", "hub", "monitor-events",
+                          "--device-id", device_id, "--timeout", "2", "--json"],
+                         env=server.env, capture_output=True, text=True, timeout=30)
+    events = [json.loads(line)["event"] for line in out.stdout.splitlines()]
+    assert [e["payload"] for e in events] == list(range(20))  # the log is in seq order
+
+
 @pytest.mark.parametrize("case", ["unknown-topic", "other-device-telemetry", "qos2"])
 def test_refused_publishes_close_the_connection(server, device, case: str) -> None:  # type: ignore[no-untyped-def]
     device_id, key = device

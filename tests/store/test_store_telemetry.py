@@ -74,3 +74,35 @@ async def test_seq_not_reused_after_trimming_everything(store: Store) -> None:
     assert await store.events_after(None, 0, device_id=None, limit=10) == []
     again = await store.append_event("h", "d", T0, b"", {}, keep=5)
     assert again.seq > gone.seq
+
+
+async def test_append_events_is_one_batch_in_order(store: Store) -> None:
+    assert await store.append_events("h", [], keep=10) == []
+    first = await store.append_event("h", "a", T0, b"0", {}, keep=10)
+    items = [(d, T0 + timedelta(microseconds=i), b"%d" % i, {"application": {"i": i}})
+             for i, d in enumerate(["a", "b", "a", "c", "b"], start=1)]
+    events = await store.append_events("h", items, keep=10)
+    seqs = [e.seq for e in events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5 and seqs[0] > first.seq
+    assert [(e.hub, e.device_id, e.enqueued, e.body, e.properties) for e in events] == [
+        ("h", *item) for item in items]
+    assert await store.events_after("h", 0, device_id=None, limit=100) == [first, *events]
+    a = await store.events_after("h", 0, device_id="a", limit=100)
+    assert [e.body for e in a] == [b"0", b"1", b"3"]  # a device's messages keep their order
+    assert await store.last_event_seq() == seqs[-1]
+    with pytest.raises(ValueError):
+        await store.append_events("h", items, keep=-1)
+
+
+async def test_append_events_trims_once_to_the_newest_keep(store: Store) -> None:
+    other = await store.append_event("other", "d", T0, b"o", {}, keep=10)
+    await store.append_events("h", [("d", T0, b"old", {})] * 3, keep=10)
+    events = await store.append_events(
+        "h", [("d", T0, b"%d" % i, {}) for i in range(7)], keep=4)
+    assert len(events) == 7  # every message is stored (and returned) before the trim
+    kept = await store.events_after("h", 0, device_id=None, limit=100)
+    assert kept == events[-4:]
+    assert await store.events_after("other", 0, device_id=None, limit=10) == [other]
+    again = await store.append_events("h", [("d", T0, b"x", {})], keep=0)
+    assert again[0].seq > events[-1].seq  # seqs are never reused after trimming
+    assert await store.events_after("h", 0, device_id=None, limit=10) == []

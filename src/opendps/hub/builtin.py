@@ -94,3 +94,8 @@ class BuiltinHub:
     async def apply_initial_twin(self, device_id: str, tags: dict[str, Any],
                                  desired: dict[str, Any]) -> None:
         await self.twins.replace(device_id, merge({}, tags), merge({}, desired))
+
+    async def close(self) -> None:
+        """Finish storing queued telemetry (its senders get their answer); call before the
+        store closes. New telemetry is refused from here on."""
+        await self.telemetry.close()

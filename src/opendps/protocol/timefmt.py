@@ -10,8 +10,9 @@ def utc_now() -> datetime:
 
 
 def format_utc(value: datetime) -> str:
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond:06d}0Z"
+    v = value.astimezone(UTC)  # an f-string: strftime is several times slower, per record
+    return (f"{v.year:04d}-{v.month:02d}-{v.day:02d}T{v.hour:02d}:{v.minute:02d}:"
+            f"{v.second:02d}.{v.microsecond:06d}0Z")
 
 
 def parse_utc(text: str) -> datetime:

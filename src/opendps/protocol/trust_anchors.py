@@ -7,10 +7,20 @@ that belongs to a disabled entry blocks devices even where an enabled entry shar
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
+
+from cryptography import x509
 
 from .x509.certificates import load_certificate
 from .x509.chain import Anchor
+
+
+@lru_cache(maxsize=4096)
+def _parsed(text: str) -> x509.Certificate:
+    """Every X.509 registration reads every group's certificates: parse each text once
+    (certificates are immutable; a changed group brings new text, hence a new entry)."""
+    return load_certificate(text)
 
 GROUP_PREFIX = "group:"
 CA_PREFIX = "ca:"
@@ -25,7 +35,7 @@ def _ca_cert(cas: dict[str, dict[str, Any]], name: str) -> Any | None:
     doc = cas.get(name.lower())
     if doc is None or not doc.get("isVerified"):
         return None  # an unverified CA is trusted by nobody
-    return load_certificate(doc["certificate"])
+    return _parsed(doc["certificate"])
 
 
 def group_anchors(groups: Iterable[tuple[str, dict[str, Any]]],
@@ -38,7 +48,7 @@ def group_anchors(groups: Iterable[tuple[str, dict[str, Any]]],
         for slot in ("primary", "secondary"):
             signing = (x509.get("signingCertificates") or {}).get(slot)
             if signing:
-                anchors.append(Anchor(load_certificate(signing["certificate"]),
+                anchors.append(Anchor(_parsed(signing["certificate"]),
                                       GROUP_PREFIX + group_id))
             ref = (x509.get("caReferences") or {}).get(slot)
             cert = _ca_cert(cas, ref) if ref else None

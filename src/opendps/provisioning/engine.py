@@ -129,19 +129,26 @@ class ProvisioningEngine:
 
     async def _finish(self, operation_id: str, req: RegistrationRequest,
                       attested: Attested | X509Attested, payload: Any) -> None:
+        key = registration_key(req.registration_id)
         try:
-            state, status = await self._assign(req, attested, payload)
+            # one transaction: the hub identity, the twin, the record and the operation land
+            # together or not at all (and cost one commit instead of four)
+            async with self.store.unit():
+                state, status = await self._assign(req, attested, payload)
+                await self.store.put_operation(
+                    operation_id, key,
+                    wire.operation_status(operation_id, status, wire.public_state(state)))
+            return
         except Exception:
             log.exception("registration of %s failed", req.registration_id)
-            now = self._clock()
-            state = wire.registration_state(
-                registration_id=req.registration_id, status=wire.FAILED, created=now,
-                updated=now, etag=wire.new_etag_value(str(uuid.uuid4())),
-                error_code=int(ErrorCode.INTERNAL), error_message="An internal error occurred")
-            status = wire.FAILED
+        now = self._clock()
+        state = wire.registration_state(
+            registration_id=req.registration_id, status=wire.FAILED, created=now,
+            updated=now, etag=wire.new_etag_value(str(uuid.uuid4())),
+            error_code=int(ErrorCode.INTERNAL), error_message="An internal error occurred")
         await self.store.put_operation(
-            operation_id, registration_key(req.registration_id),
-            wire.operation_status(operation_id, status, wire.public_state(state)))
+            operation_id, key,
+            wire.operation_status(operation_id, wire.FAILED, wire.public_state(state)))
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -195,9 +202,13 @@ class ProvisioningEngine:
             device_id=device_id, assigned_hub=hub)
 
     # -- poll -----------------------------------------------------------------------------------
-    async def operation_status(self, req: RegistrationRequest, operation_id: str) -> Reply:
+    async def operation_status(self, req: RegistrationRequest, operation_id: str, *,
+                               authenticated: bool = False) -> Reply:
+        """``authenticated``: the caller's connection already passed ``authenticate`` for
+        this registration ID (MQTT checks at CONNECT, as DPS does), so do not attest again."""
         self._check_target(req)
-        await self._attest(req)
+        if not authenticated:
+            await self._attest(req)
         if not operation_id:
             raise DpsError(ErrorCode.INVALID_OPERATION_ID, "operationId is required")
         stored = await self.store.get_operation(operation_id)

@@ -3,24 +3,26 @@ acknowledged writes durable and concurrent writers wait instead of failing."""
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-# Execution option marking a transaction that will write; on SQLite it begins IMMEDIATE so
-# the write lock is taken (waiting on busy_timeout) before anything is read.
+from opendps.store.loop_sqlite import LoopSqliteEngine
+
+# Execution option marking a transaction that will write. On SQLite every transaction does,
+# and LoopSqliteEngine.begin takes the write lock (BEGIN IMMEDIATE) before anything is read.
 WRITE = "opendps_write"
 
 BUSY_TIMEOUT_MS = 30_000
 
 _ASYNC_DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+aiosqlite": "sqlite+pysqlite",
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",
     "postgresql+psycopg2": "postgresql+asyncpg",
@@ -28,10 +30,11 @@ _ASYNC_DRIVERS = {
 
 
 def async_url(url: str | URL) -> URL:
-    """``sqlite:///x`` -> ``sqlite+aiosqlite:///x``, ``postgresql://`` -> ``+asyncpg``."""
+    """``sqlite:///x`` -> ``sqlite+pysqlite:///x`` (run on the loop, see ``loop_sqlite``),
+    ``postgresql://`` -> ``+asyncpg``."""
     parsed = make_url(url)
     driver = _ASYNC_DRIVERS.get(parsed.drivername, parsed.drivername)
-    if driver not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+    if driver not in ("sqlite+pysqlite", "postgresql+asyncpg"):
         raise ValueError(f"unsupported database URL scheme: {parsed.drivername}")
     return parsed.set(drivername=driver)
 
@@ -43,7 +46,7 @@ def _is_memory(url: URL) -> bool:
 SYNCHRONOUS_MODES = ("NORMAL", "FULL", "EXTRA")
 
 
-def make_engine(url: str | URL) -> AsyncEngine:
+def make_engine(url: str | URL) -> AsyncEngine | LoopSqliteEngine:
     """An async engine for ``url`` with our session settings attached.
 
     SQLite URLs take ``?synchronous=normal|full|extra``. NORMAL (the default) in WAL mode writes
@@ -56,16 +59,16 @@ def make_engine(url: str | URL) -> AsyncEngine:
         raise ValueError(f"synchronous must be one of {', '.join(SYNCHRONOUS_MODES)}")
     parsed = parsed.difference_update_query(["synchronous"])
     kwargs: dict[str, Any] = {"hide_parameters": True}  # parameters include secret keys
-    if _is_memory(parsed):
-        # Each connection would see its own empty database: share exactly one, handed to one
-        # user at a time (a StaticPool would interleave concurrent transactions on it).
-        kwargs.update(poolclass=AsyncAdaptedQueuePool, pool_size=1, max_overflow=0)
-    elif parsed.get_backend_name() == "postgresql":
-        kwargs["pool_pre_ping"] = True
-    engine = create_async_engine(parsed, **kwargs)
     if parsed.get_backend_name() == "sqlite":
-        _configure_sqlite(engine.sync_engine, synchronous)
-    return engine
+        if _is_memory(parsed):
+            # Each connection would see its own empty database: share exactly one (store
+            # transactions never interleave on the loop, see loop_sqlite).
+            kwargs.update(poolclass=StaticPool)
+        sync_engine = sa.create_engine(parsed, **kwargs)
+        _configure_sqlite(sync_engine, synchronous)
+        return LoopSqliteEngine(sync_engine)
+    kwargs["pool_pre_ping"] = True
+    return create_async_engine(parsed, **kwargs)
 
 
 def _configure_sqlite(engine: sa.Engine, synchronous: str) -> None:
@@ -75,25 +78,25 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            _ensure_wal(dbapi_connection, cursor)
+            _ensure_wal(cursor)
             cursor.execute(f"PRAGMA synchronous = {synchronous}")
             cursor.execute("PRAGMA foreign_keys = ON")
+            # 16 MiB of page cache instead of 2: with a million enrollments and registrations
+            # the upper levels of every index stay in memory
+            cursor.execute("PRAGMA cache_size = -16384")
+            # 0: a busy writer is waited for by LoopSqliteEngine.begin, off the loop's clock
+            cursor.execute("PRAGMA busy_timeout = 0")
         finally:
             cursor.close()
 
-    @sa.event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        immediate = conn.get_execution_options().get(WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _ensure_wal(dbapi_connection: Any, cursor: Any) -> None:
+def _ensure_wal(cursor: Any) -> None:
     """Switch to WAL (a persistent, per-file setting) if the file is not in WAL yet.
 
     Switching needs an exclusive lock and SQLite reports "database is locked" at once, without
-    consulting busy_timeout, when another process is opening the same new file; so retry, with
-    an async sleep that does not block the event loop.
+    consulting busy_timeout, when another process is opening the same new file; so retry (this
+    runs once per connection, at start-up).
     """
     deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
     delay = 0.005
@@ -109,5 +112,5 @@ def _ensure_wal(dbapi_connection: Any, cursor: Any) -> None:
             locked = "locked" in str(exc) or "busy" in str(exc)
             if not locked or time.monotonic() > deadline:
                 raise
-        dbapi_connection.run_async(lambda _conn, pause=delay: asyncio.sleep(pause))
+        time.sleep(delay)
         delay = min(delay * 2, 0.1)

@@ -2,16 +2,22 @@
 
 Documents are JSON-able dicts owned by the engines (their shape is defined in ``protocol/``);
 the store indexes a few columns beside them and enforces etags. Every write is committed before
-it returns, so anything the caller acknowledges afterwards survives a crash.
+it returns (or, inside ``unit()``, before the unit ends), so anything the caller acknowledges
+afterwards survives a crash.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 EnrollmentKind = Literal["individual", "group"]
+
+# One telemetry message to append: (device_id, enqueued, body, properties).
+EventItem = tuple[str, datetime, bytes, dict[str, Any]]
 
 
 class StoreError(Exception):
@@ -83,6 +89,14 @@ class Store(Protocol):
     (registration IDs, enrollment group IDs); device IDs are case-sensitive as in IoT Hub."""
 
     async def close(self) -> None: ...
+
+    def unit(self) -> AbstractAsyncContextManager[None]:
+        """Make this task's store calls inside the block one transaction, begun at the first
+        write and committed at the end (rolled back if the block raises), so a registration's
+        device, twin, record and operation land together. Calls from other tasks are not
+        part of it. Nothing may await anything slow between two writes inside it: on SQLite
+        the write lock is held from the first write to the end."""
+        ...
 
     # -- instance settings (ID scope, generated keys, ...) ---------------------------------
     async def get_setting(self, key: str) -> str | None: ...
@@ -183,6 +197,13 @@ class Store(Protocol):
         properties: dict[str, Any], *, keep: int,
     ) -> TelemetryEvent:
         """Append, then trim the hub's log to the newest ``keep`` events."""
+        ...
+
+    async def append_events(
+        self, hub: str, items: Sequence[EventItem], *, keep: int
+    ) -> list[TelemetryEvent]:
+        """Append ``items`` in one transaction (group commit: one commit, one trim for the
+        lot), seqs increasing in the order given; the events come back in that order."""
         ...
 
     async def events_after(

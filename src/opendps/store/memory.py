@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -29,6 +30,7 @@ from opendps.store.interface import (
     AccessPolicy,
     EnrollmentKind,
     EtagMismatch,
+    EventItem,
     HubRecord,
     NotFound,
     Page,
@@ -120,6 +122,12 @@ class MemoryStore:
 
     async def close(self) -> None:
         return None
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[None]:
+        """Each call below is atomic already and nothing here survives a crash, so a unit only
+        groups; unlike SQL it does not roll back what ran before an exception."""
+        yield
 
     # -- settings ---------------------------------------------------------------------------
     async def get_setting(self, key: str) -> str | None:
@@ -277,19 +285,29 @@ class MemoryStore:
         self, hub: str, device_id: str, enqueued: datetime, body: bytes,
         properties: dict[str, Any], *, keep: int,
     ) -> TelemetryEvent:
+        (event,) = await self.append_events(
+            hub, [(device_id, enqueued, body, properties)], keep=keep)
+        return event
+
+    async def append_events(
+        self, hub: str, items: Sequence[EventItem], *, keep: int
+    ) -> list[TelemetryEvent]:
         if keep < 0:
             raise ValueError("keep must not be negative")
-        event = TelemetryEvent(
-            seq=self._next_seq, hub=hub, device_id=device_id, enqueued=as_utc(enqueued),
-            body=bytes(body), properties=copy_json(properties),
-        )
-        self._next_seq += 1
-        self._events[event.seq] = event
+        out: list[TelemetryEvent] = []
         seqs = self._hub_seqs.setdefault(hub, deque())
-        seqs.append(event.seq)
+        for device_id, enqueued, body, properties in items:
+            event = TelemetryEvent(
+                seq=self._next_seq, hub=hub, device_id=device_id, enqueued=as_utc(enqueued),
+                body=bytes(body), properties=copy_json(properties),
+            )
+            self._next_seq += 1
+            self._events[event.seq] = event
+            seqs.append(event.seq)
+            out.append(dataclasses.replace(event, properties=copy_json(event.properties)))
         while len(seqs) > keep:
             del self._events[seqs.popleft()]
-        return dataclasses.replace(event, properties=copy_json(event.properties))
+        return out
 
     async def events_after(
         self, hub: str | None, seq: int, *, device_id: str | None, limit: int

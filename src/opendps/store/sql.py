@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
 
@@ -11,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from opendps.store import sqldocs
 from opendps.store import tables as t
-from opendps.store.common import as_utc, check_limit, copy_json, fold
+from opendps.store.common import as_utc, check_limit, dump_json, fold, load_json
 from opendps.store.engine import WRITE, make_engine
 from opendps.store.errors import translate, translated
 from opendps.store.interface import (
     AccessPolicy,
     EnrollmentKind,
+    EventItem,
     HubRecord,
     NotFound,
     Page,
@@ -28,6 +32,24 @@ from opendps.store.migrate import upgrade_engine
 
 # Advisory lock key serialising telemetry appends on PostgreSQL (any fixed number will do).
 _TELEMETRY_LOCK = 0x6F70656E64707301
+
+# Telemetry statements are built once: SQLAlchemy caches their compiled form, and building a
+# statement costs more than running it. ``properties`` is bound as JSON text we dump ourselves,
+# so each message is serialised once and the returned copy is a plain ``json.loads``.
+_INSERT_EVENTS = (
+    sa.insert(t.telemetry)
+    .values(properties=sa.bindparam("properties_json", type_=sa.Text()))
+    .returning(t.telemetry.c.seq, sort_by_parameter_order=True)
+)
+# Seqs are global, so a hub's are not contiguous: the cutoff is its (keep+1)-th newest.
+_TRIM_EVENTS = sa.delete(t.telemetry).where(
+    t.telemetry.c.hub == sa.bindparam("hub"),
+    t.telemetry.c.seq <= (
+        sa.select(t.telemetry.c.seq).where(t.telemetry.c.hub == sa.bindparam("hub"))
+        .order_by(t.telemetry.c.seq.desc()).limit(1).offset(sa.bindparam("keep"))
+        .scalar_subquery()
+    ),
+)
 
 _ENROLLMENTS = {"individual": t.individual_enrollments, "group": t.enrollment_groups}
 
@@ -70,8 +92,40 @@ def _event(row: sa.Row[Any]) -> TelemetryEvent:
     )
 
 
+class _Unit:
+    """A transaction shared by the store calls of one task (``SqlStore.unit``)."""
+
+    def __init__(self) -> None:
+        # tasks created inside the unit copy the context variable; only the owner joins
+        self.owner = asyncio.current_task()
+        self.stack = AsyncExitStack()
+        self.conn: AsyncConnection | None = None
+
+    @asynccontextmanager
+    async def join(self, writer: Any) -> AsyncIterator[AsyncConnection]:
+        if self.conn is None:  # begun at the first write, so reads before it hold no lock
+            self.conn = await self.stack.enter_async_context(writer.begin())
+        yield self.conn
+
+
+_UNIT: ContextVar[_Unit | None] = ContextVar("opendps_store_unit", default=None)
+
+
+def _owned_unit() -> _Unit | None:
+    unit = _UNIT.get()
+    if unit is None or unit.owner is not asyncio.current_task():
+        return None
+    return unit
+
+
+@asynccontextmanager
+async def _joined(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    yield conn
+
+
 class SqlStore:
-    """Every write runs in its own IMMEDIATE transaction and is committed before returning."""
+    """Every write runs in its own IMMEDIATE transaction and is committed before returning,
+    except inside ``unit()``, where the task's writes share one."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -81,11 +135,31 @@ class SqlStore:
     def engine(self) -> AsyncEngine:
         return self._engine
 
-    def _read(self) -> AsyncConnection:
+    def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        unit = _owned_unit()
+        if unit is not None and unit.conn is not None:
+            return _joined(unit.conn)  # read this unit's own writes
         return self._engine.connect()
 
     def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        unit = _owned_unit()
+        if unit is not None:
+            return unit.join(self._writer)
         return self._writer.begin()
+
+    @asynccontextmanager
+    async def unit(self) -> AsyncIterator[None]:
+        """See ``Store.unit``. Nested units join the outer one."""
+        if _owned_unit() is not None:
+            yield
+            return
+        unit = _Unit()
+        token = _UNIT.set(unit)
+        try:
+            async with unit.stack:
+                yield
+        finally:
+            _UNIT.reset(token)
 
     @translate
     async def close(self) -> None:
@@ -353,15 +427,27 @@ class SqlStore:
         return int(value or 0)
 
     # -- telemetry --------------------------------------------------------------------------
-    @translate
     async def append_event(
         self, hub: str, device_id: str, enqueued: datetime, body: bytes,
         properties: dict[str, Any], *, keep: int,
     ) -> TelemetryEvent:
+        (event,) = await self.append_events(
+            hub, [(device_id, enqueued, body, properties)], keep=keep)
+        return event
+
+    @translate
+    async def append_events(
+        self, hub: str, items: Sequence[EventItem], *, keep: int
+    ) -> list[TelemetryEvent]:
         if keep < 0:
             raise ValueError("keep must not be negative")
-        tel = t.telemetry
-        enqueued = as_utc(enqueued)
+        if not items:
+            return []
+        rows = [
+            {"hub": hub, "device_id": device_id, "enqueued": as_utc(enqueued), "body": body,
+             "properties_json": dump_json(properties)}
+            for device_id, enqueued, body, properties in items
+        ]
         async with self._write() as conn:
             if conn.dialect.name == "postgresql":
                 # Readers page by seq, so seqs must become visible in order: serialise appends
@@ -370,20 +456,17 @@ class SqlStore:
                 await conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TELEMETRY_LOCK}
                 )
-            stmt = sa.insert(tel).values(
-                hub=hub, device_id=device_id, enqueued=enqueued, body=body, properties=properties
-            ).returning(tel.c.seq)
-            seq = (await conn.execute(stmt)).scalar_one()
-            # Seqs are global, so a hub's are not contiguous: find the (keep+1)-th newest.
-            cutoff = (
-                sa.select(tel.c.seq).where(tel.c.hub == hub).order_by(tel.c.seq.desc())
-                .limit(1).offset(keep).scalar_subquery()
-            )
-            await conn.execute(sa.delete(tel).where(tel.c.hub == hub, tel.c.seq <= cutoff))
-        return TelemetryEvent(
-            seq=seq, hub=hub, device_id=device_id, enqueued=enqueued, body=bytes(body),
-            properties=copy_json(properties),
-        )
+            # A list of rows runs as "insertmanyvalues": one multi-row INSERT on PostgreSQL,
+            # one INSERT per row on SQLite (which cannot tie RETURNING rows to parameters);
+            # either way the seqs come back in the order of ``rows``.
+            seqs = (await conn.execute(_INSERT_EVENTS, rows)).scalars().all()
+            await conn.execute(_TRIM_EVENTS, {"hub": hub, "keep": keep})  # once per batch
+        return [
+            TelemetryEvent(seq=seq, hub=hub, device_id=row["device_id"],
+                           enqueued=row["enqueued"], body=bytes(row["body"]),
+                           properties=load_json(row["properties_json"]))
+            for seq, row in zip(seqs, rows, strict=True)
+        ]
 
     @translate
     async def events_after(

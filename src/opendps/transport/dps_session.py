@@ -85,8 +85,10 @@ class DpsSession:
             if request.kind == "register":
                 reply = await self.engine.register(self._request(packet.payload))
             else:
-                reply = await self.engine.operation_status(self._request(),
-                                                           request.operation_id or "")
+                # a SAS connection was attested at CONNECT; an X.509 one is judged per request
+                reply = await self.engine.operation_status(
+                    self._request(), request.operation_id or "",
+                    authenticated=self.password is not None)
         except DpsError as err:
             reply = Reply(err.status, err.body(),
                           retry_after=1 if err.code is ErrorCode.THROTTLED else None)

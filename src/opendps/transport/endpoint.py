@@ -96,9 +96,14 @@ class MqttEndpoint:
             self._pause(True)
 
     def _arm_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        """Every packet moves the keep-alive deadline later; rather than replace the timer each
+        time (a cancel and a heap push per packet), let it fire early and re-arm then."""
         deadline = self.conn.get_timer()
+        if self._timer is not None:
+            if deadline is not None and self._timer.when() <= deadline:
+                return
+            self._timer.cancel()
+            self._timer = None
         if deadline is not None:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_at(deadline, self._on_timer)
@@ -109,8 +114,11 @@ class MqttEndpoint:
             self.close("no CONNECT in time")
 
     def _on_timer(self) -> None:
+        self._timer = None
         self.conn.handle_timer(asyncio.get_running_loop().time())
         self._drain_events()
+        if not self.closed:
+            self._arm_timer()  # the deadline moved on since the timer was set
 
     # -- the worker ------------------------------------------------------------------------
     async def _run(self) -> None:

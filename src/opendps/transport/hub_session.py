@@ -1,14 +1,23 @@
 """The built-in hub's device endpoint over MQTT (protocol.md §7): telemetry, twin GET,
-reported patches, desired-property updates pushed while subscribed."""
+reported patches, desired-property updates pushed while subscribed.
+
+Telemetry is acknowledged only once stored, and stored by group commit (``hub/telemetry``), so
+a device's consecutive telemetry PUBLISHes are submitted without waiting for one another (up to
+``MAX_IN_FLIGHT``): a device that pipelines gets many messages per commit, not one. PUBACKs
+still go out in the order the PUBLISHes came (MQTT 3.1.1 §4.6), and any other packet waits for
+the telemetry before it, so only consecutive telemetry overlaps."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections import deque
 from collections.abc import Callable
 
 from ..hub.builtin import BuiltinHub, DeviceAuthError
 from ..hub.bus import desired_channel
+from ..hub.telemetry import TelemetryEvent
 from ..protocol import hub_topics
 from ..protocol.hub_models import device_twin_document, empty_twin
 from ..protocol.mqtt import (
@@ -28,6 +37,7 @@ from .session import Outbox
 log = logging.getLogger("opendps.hub.mqtt")
 FAILURE = 0x80
 MAX_SUBSCRIPTIONS = 5  # "A device can only subscribe to five topics at a time."
+MAX_IN_FLIGHT = 16  # telemetry messages per connection waiting for their commit
 
 
 class HubSession:
@@ -39,6 +49,9 @@ class HubSession:
         self.subscriptions: set[str] = set()
         self._unsubscribe_desired: Callable[[], None] | None = None
         self._attached = False
+        # telemetry submitted, oldest first, with the PUBLISH each one will acknowledge
+        self._in_flight: deque[tuple[asyncio.Future[TelemetryEvent], Publish]] = deque()
+        self._lost = False  # a message was not stored: nothing later is acknowledged
 
     # DeviceLink for the connection table
     def drop(self, reason: str) -> None:
@@ -66,6 +79,16 @@ class HubSession:
         return 0
 
     async def on_packet(self, packet: Packet) -> None:
+        if self._lost:  # closing: nothing after the lost message is handled
+            return
+        if isinstance(packet, Publish) and packet.qos < 2:
+            bag = hub_topics.telemetry_bag(packet.topic, self.device_id)
+            if bag is not None:
+                await self._telemetry(packet, bag)
+                return
+        await self._settle()
+        if self._lost:
+            return
         if isinstance(packet, Subscribe):
             self._subscribe(packet)
         elif isinstance(packet, Unsubscribe):
@@ -97,15 +120,38 @@ class HubSession:
         self.out.publish(hub_topics.desired_patch_topic(version),
                          json.dumps(patch, separators=(",", ":")).encode(), qos=0)
 
+    async def _telemetry(self, packet: Publish, bag: str) -> None:
+        system, app = hub_topics.parse_property_bag(bag)
+        done = self.hub.telemetry.submit(self.device_id, packet.payload, system, app)
+        self._in_flight.append((done, packet))
+        done.add_done_callback(self._acknowledge)
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait([self._in_flight[0][0]])
+
+    def _acknowledge(self, _done: object = None) -> None:
+        """PUBACK the stored messages at the head of the line, in order. A message that was
+        not stored gets none, nor does anything after it: the connection closes and the
+        device sends them all again."""
+        while self._in_flight and self._in_flight[0][0].done():
+            done, packet = self._in_flight.popleft()
+            error: BaseException | None = (
+                asyncio.CancelledError() if done.cancelled() else done.exception())
+            if error is not None and not self._lost:
+                self._lost = True
+                log.info("hub telemetry from %s not stored: %r", self.device_id, error)
+                self.out.close("telemetry not stored")
+            if not self._lost:
+                self._ack(packet)
+
+    async def _settle(self) -> None:
+        """Wait until the telemetry received so far is stored and acknowledged."""
+        if self._in_flight:
+            await asyncio.wait([done for done, _ in self._in_flight])
+            self._acknowledge()
+
     async def _publish(self, packet: Publish) -> None:
         if packet.qos == 2:
             self.out.close("QoS 2 is not supported by IoT Hub")
-            return
-        bag = hub_topics.telemetry_bag(packet.topic, self.device_id)
-        if bag is not None:
-            system, app = hub_topics.parse_property_bag(bag)
-            await self.hub.telemetry.accept(self.device_id, packet.payload, system, app)
-            self._ack(packet)  # only after the event is stored
             return
         twin = hub_topics.parse_twin_topic(packet.topic)
         if twin is None:

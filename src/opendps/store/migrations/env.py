@@ -2,7 +2,7 @@
 
 Normally ``opendps.store.migrate`` hands us a live connection (``config.attributes``) that
 already holds the migration lock. Run from the ``alembic`` CLI (``-x url=...`` or
-``sqlalchemy.url``), we open an async engine ourselves; that path takes no lock.
+``sqlalchemy.url``), we open an engine ourselves; that path takes no lock.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from opendps.store.tables import metadata
 
@@ -30,9 +29,9 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_with_own_engine(url: str) -> None:
-    from opendps.store.engine import async_url
+    from opendps.store.engine import make_engine
 
-    engine = create_async_engine(async_url(url))
+    engine = make_engine(url)
     try:
         async with engine.begin() as conn:
             await conn.run_sync(_run)
