@@ -32,7 +32,7 @@ class CountingStore(MemoryStore):
         self.fail_next = 0
 
     async def append_events(self, hub: str, items: Sequence[EventItem], *,
-                            keep: int) -> list[TelemetryEvent]:
+                            keep: int | None) -> list[TelemetryEvent]:
         await asyncio.sleep(0)  # a real commit suspends; the next batch gathers meanwhile
         self.batches.append([device_id for device_id, *_ in items])
         if self.fail_next:
@@ -159,3 +159,19 @@ async def test_session_sends_no_puback_for_unstored_telemetry() -> None:
         await hs.on_packet(telemetry(packet_id))
     await hs._settle()
     assert out.sent == [] and out.closed == "telemetry not stored"
+
+
+async def test_the_log_is_trimmed_every_slack_events_not_every_batch() -> None:
+    store = CountingStore()
+    tel = TelemetryIntake(store, HUB, EventBus(), keep=1000)
+    assert tel.slack == 10
+    sizes = []
+    for i in range(1100):  # one at a time: a batch per message
+        await tel.accept("dev", b"%d" % i, {}, {})
+        sizes.append(len(await store.events_after(HUB, 0, device_id=None, limit=2000)))
+    # never more than keep + slack, trimmed back to keep on every tenth message
+    assert max(sizes) == 1000 + tel.slack - 1
+    assert sizes[-1] <= 1000 + tel.slack and sizes.count(1000) >= 9
+    newest = await store.events_after(HUB, 0, device_id=None, limit=2000)
+    assert newest[-1].body == b"1099"
+    await tel.close()

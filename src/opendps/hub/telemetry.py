@@ -64,6 +64,11 @@ class TelemetryIntake:
         self.keep = keep
         self.max_batch = max_batch
         self._queue: deque[_Pending] = deque()
+        # Trimming walks ``keep`` index entries (about 0.5 ms for 10,000), so it runs once
+        # ``slack`` events have arrived since the last one, not on every batch: the log holds
+        # the newest ``keep`` events, and at most ``slack`` plus one batch more between trims.
+        self.slack = max(1, keep // 100)
+        self._since_trim = 0
         # runs only while messages are queued, so an idle hub holds no task to stop
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
@@ -108,11 +113,15 @@ class TelemetryIntake:
             while self._queue:
                 count = min(len(self._queue), self.max_batch)
                 batch = [self._queue.popleft() for _ in range(count)]
+                self._since_trim += len(batch)
+                trim = self._since_trim >= self.slack
                 try:
                     events = await self.store.append_events(
                         self.host_name,
                         [(p.device_id, p.enqueued, p.body, p.properties) for p in batch],
-                        keep=self.keep)
+                        keep=self.keep if trim else None)
+                    if trim:
+                        self._since_trim = 0
                 except Exception as exc:
                     log.warning("telemetry: storing %d message(s) for %s failed: %s",
                                 len(batch), self.host_name, exc)

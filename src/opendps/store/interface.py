@@ -200,10 +200,11 @@ class Store(Protocol):
         ...
 
     async def append_events(
-        self, hub: str, items: Sequence[EventItem], *, keep: int
+        self, hub: str, items: Sequence[EventItem], *, keep: int | None
     ) -> list[TelemetryEvent]:
         """Append ``items`` in one transaction (group commit: one commit, one trim for the
-        lot), seqs increasing in the order given; the events come back in that order."""
+        lot), seqs increasing in the order given; the events come back in that order.
+        ``keep``: trim the hub's log to its newest ``keep`` events; None: do not trim now."""
         ...
 
     async def events_after(

@@ -290,9 +290,9 @@ class MemoryStore:
         return event
 
     async def append_events(
-        self, hub: str, items: Sequence[EventItem], *, keep: int
+        self, hub: str, items: Sequence[EventItem], *, keep: int | None
     ) -> list[TelemetryEvent]:
-        if keep < 0:
+        if keep is not None and keep < 0:
             raise ValueError("keep must not be negative")
         out: list[TelemetryEvent] = []
         seqs = self._hub_seqs.setdefault(hub, deque())
@@ -305,7 +305,7 @@ class MemoryStore:
             self._events[event.seq] = event
             seqs.append(event.seq)
             out.append(dataclasses.replace(event, properties=copy_json(event.properties)))
-        while len(seqs) > keep:
+        while keep is not None and len(seqs) > keep:
             del self._events[seqs.popleft()]
         return out
 

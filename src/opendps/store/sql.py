@@ -41,6 +41,13 @@ _INSERT_EVENTS = (
     .values(properties=sa.bindparam("properties_json", type_=sa.Text()))
     .returning(t.telemetry.c.seq, sort_by_parameter_order=True)
 )
+# SQLite: seqs handed out under the write lock, then one executemany without RETURNING (with
+# RETURNING, SQLAlchemy runs one INSERT per row there). AUTOINCREMENT's counter follows
+# explicit seqs, so none is ever reused.
+_LAST_SEQ_SQLITE = sa.text(
+    "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'telemetry'), 0)")
+_INSERT_EVENTS_NUMBERED = sa.insert(t.telemetry).values(
+    properties=sa.bindparam("properties_json", type_=sa.Text()))
 # Seqs are global, so a hub's are not contiguous: the cutoff is its (keep+1)-th newest.
 _TRIM_EVENTS = sa.delete(t.telemetry).where(
     t.telemetry.c.hub == sa.bindparam("hub"),
@@ -437,9 +444,9 @@ class SqlStore:
 
     @translate
     async def append_events(
-        self, hub: str, items: Sequence[EventItem], *, keep: int
+        self, hub: str, items: Sequence[EventItem], *, keep: int | None
     ) -> list[TelemetryEvent]:
-        if keep < 0:
+        if keep is not None and keep < 0:
             raise ValueError("keep must not be negative")
         if not items:
             return []
@@ -456,11 +463,18 @@ class SqlStore:
                 await conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TELEMETRY_LOCK}
                 )
-            # A list of rows runs as "insertmanyvalues": one multi-row INSERT on PostgreSQL,
-            # one INSERT per row on SQLite (which cannot tie RETURNING rows to parameters);
-            # either way the seqs come back in the order of ``rows``.
-            seqs = (await conn.execute(_INSERT_EVENTS, rows)).scalars().all()
-            await conn.execute(_TRIM_EVENTS, {"hub": hub, "keep": keep})  # once per batch
+            # PostgreSQL: a list of rows runs as one multi-row INSERT ("insertmanyvalues")
+            # whose seqs come back in the order of ``rows``.
+            if conn.dialect.name == "sqlite":
+                last = int((await conn.execute(_LAST_SEQ_SQLITE)).scalar() or 0)
+                seqs = list(range(last + 1, last + 1 + len(rows)))
+                for seq, row in zip(seqs, rows, strict=True):
+                    row["seq"] = seq
+                await conn.execute(_INSERT_EVENTS_NUMBERED, rows)
+            else:
+                seqs = (await conn.execute(_INSERT_EVENTS, rows)).scalars().all()
+            if keep is not None:  # once per batch at most
+                await conn.execute(_TRIM_EVENTS, {"hub": hub, "keep": keep})
         return [
             TelemetryEvent(seq=seq, hub=hub, device_id=row["device_id"],
                            enqueued=row["enqueued"], body=bytes(row["body"]),
