@@ -146,7 +146,8 @@ async def start(settings: Settings, worker: WorkerSlot | None = None) -> Running
                          hubs_changed=hubs_changed)
         app = build_app(ctx)
         member.install(app)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        # a live monitor stream must not hold a shutdown for aiohttp's default 60 s
+        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=5.0)
         await runner.setup()
         assert runner.server is not None  # set by setup(); it is the protocol factory
         try:

@@ -113,3 +113,44 @@ async def test_the_worker_notices_its_parent_is_gone() -> None:
     os.close(write)  # what the kernel does when the parent dies, even by kill -9
     await asyncio.wait_for(gone.wait(), 2)
     os.close(read)
+
+
+class _TelemetryStore(_Store):
+    """Holds telemetry of two hubs, interleaved, as the global seq makes it."""
+
+    def __init__(self) -> None:
+        now = datetime.now(UTC)
+        self.events = [TelemetryEvent(seq, "h" if seq % 3 else "other", "d", now,
+                                      b"%d" % seq, {}) for seq in range(1, 40)]
+        self.reads = 0
+
+    async def events_after(self, hub: str | None, seq: int, *, device_id: str | None,
+                           limit: int) -> list[TelemetryEvent]:
+        self.reads += 1
+        found = [e for e in self.events if e.seq > seq and (hub is None or e.hub == hub)]
+        return found[:limit]
+
+
+async def test_a_telemetry_batch_travels_as_one_reference() -> None:
+    with tempfile.TemporaryDirectory(prefix="bus-") as tmp:
+        slot = WorkerSlot(0, 2, Path(tmp))
+        store = _TelemetryStore()
+        a = UnixEventBus(slot.socket_path(0), [slot.socket_path(1)], "a", store)  # type: ignore[arg-type]
+        b = UnixEventBus(slot.socket_path(1), [slot.socket_path(0)], "b", store)  # type: ignore[arg-type]
+        await a.start()
+        await b.start()
+        try:
+            on_b, _stop = b.queue("telemetry:h")
+            everything, _stop_all = b.queue("telemetry:*")
+            batch = [e for e in store.events if e.hub == "h"][:20]
+            for event in batch:  # one group commit's events, published in one go
+                a.publish("telemetry:h", event)
+            got = [await asyncio.wait_for(on_b.get(), 2) for _ in batch]
+            assert [e.seq for e in got] == [e.seq for e in batch]  # in order, no other hub's
+            assert [everything.get_nowait().seq for _ in batch] == [e.seq for e in batch]
+            await asyncio.sleep(0.05)
+            assert on_b.empty()
+            assert b.received == 1 and store.reads <= 2  # one message, one range read
+        finally:
+            await a.close()
+            await b.close()

@@ -28,7 +28,7 @@ from integration.raw import RawMqtt, tls_context
 from integration.sdk_helpers import hub_client, provision, service_client
 from integration.servers import ServerProcess, _free_loopback, start_server
 from opendps.protocol import sas
-from opendps.protocol.mqtt import ConnAck, ConnectionClosed, PingReq, PingResp
+from opendps.protocol.mqtt import ConnAck, ConnectionClosed, PingReq, PingResp, Publish
 from opendps.protocol.sas import derive_device_key
 
 pytestmark = pytest.mark.sdk
@@ -204,11 +204,17 @@ def test_desired_update_reaches_the_device_on_either_worker(server: ServerProces
         b.close()
 
 
-def test_second_connection_on_the_other_worker_drops_the_first(server: ServerProcess,
-                                                                group: dict) -> None:
-    reg_id = f"dup-{uuid.uuid4().hex[:8]}"
+def _provisioned(server: ServerProcess, group: dict, prefix: str) -> tuple[str, str]:
+    """A new device of the group, registered (so its hub identity exists): (id, key)."""
+    reg_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
     key = _device_key(group, reg_id)
     assert provision(server, reg_id, key).status == "assigned"
+    return reg_id, key
+
+
+def test_second_connection_on_the_other_worker_drops_the_first(server: ServerProcess,
+                                                                group: dict) -> None:
+    reg_id, key = _provisioned(server, group, "dup")
     pids = worker_pids(server)
     first = RawMqtt(server)
     first_pid = owner(first.sock, pids)
@@ -233,6 +239,66 @@ def test_second_connection_on_the_other_worker_drops_the_first(server: ServerPro
     finally:
         first.close()
         second.close()
+
+
+def test_live_telemetry_from_one_worker_reaches_a_monitor_on_the_other(
+        server: ServerProcess, group: dict) -> None:
+    """A group commit on the device's worker travels to the other as one range reference; the
+    monitor there reads the range back and streams every message, in order."""
+    reg_id, key = _provisioned(server, group, "tel")
+    pids = worker_pids(server)
+    device = RawMqtt(server)
+    device_pid = owner(device.sock, pids)
+    hub = server.info["hubs"][0]
+    fields = dict(p.split("=", 1) for p in hub["connectionString"].split(";"))
+    token = sas.generate(fields["HostName"], fields["SharedAccessKey"],
+                         key_name=fields["SharedAccessKeyName"])
+    monitor = None
+    for _ in range(50):  # a monitor connection on the other worker
+        candidate = http.client.HTTPSConnection(server.host, 443, context=tls_context(server),
+                                                timeout=10)
+        candidate.connect()
+        if owner(candidate.sock, pids, port=443) != device_pid:  # type: ignore[arg-type]
+            monitor = candidate
+            break
+        candidate.close()
+    assert monitor is not None, "every HTTPS connection landed on the device's worker"
+    try:
+        last = json.loads(hub_events_last(server, token))
+        monitor.request("GET", f"/opendps/events?after={last}&deviceId={reg_id}",
+                        headers={"Authorization": token})
+        stream = monitor.getresponse()
+        assert stream.status == 200
+        username = f"{server.host}/{reg_id}/?api-version={HUB_API}"
+        ack = device.connect(reg_id, username,
+                             sas.generate(f"{server.host}/devices/{reg_id}", key))
+        assert isinstance(ack, ConnAck) and ack.return_code == 0
+        topic = f"devices/{reg_id}/messages/events/"
+        for n in range(20):  # pipelined: one or a few group commits
+            device.send(Publish(topic=topic, payload=b"m%d" % n, qos=1, packet_id=n + 1))
+        acks = [device.next() for _ in range(20)]
+        assert [a.packet_id for a in acks] == list(range(1, 21))  # type: ignore[union-attr]
+        got = []
+        while len(got) < 20:
+            line = stream.readline().strip()
+            if line:
+                got.append(json.loads(line)["payload"])
+        assert got == [f"m{n}" for n in range(20)]
+    finally:
+        device.close()
+        monitor.close()
+
+
+def hub_events_last(server: ServerProcess, token: str) -> str:
+    """The newest seq before the test, so the monitor streams only what follows."""
+    conn = http.client.HTTPSConnection(server.host, 443, context=tls_context(server),
+                                       timeout=10)
+    try:
+        conn.request("GET", "/opendps/events?follow=false", headers={"Authorization": token})
+        lines = [ln for ln in conn.getresponse().read().splitlines() if ln.strip()]
+        return str(json.loads(lines[-1])["seq"]) if lines else "0"
+    finally:
+        conn.close()
 
 
 def test_an_enrollment_write_on_one_worker_is_read_at_once_on_the_other(

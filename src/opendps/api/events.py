@@ -17,6 +17,7 @@ from .hub_registry import authorize_hub
 
 BATCH = 500
 HEARTBEAT_SECONDS = 15.0
+CHECK_SECONDS = 1.0  # how soon a vanished monitor's stream ends
 
 
 def _line(event: Any) -> bytes:
@@ -48,12 +49,20 @@ async def stream(request: web.Request) -> web.StreamResponse:
                 last = event.seq
             if len(batch) < BATCH:
                 break
+        quiet = 0.0
         while follow:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                break  # the monitor went away: do not hold the stream (or a shutdown) open
             try:
-                event = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                event = await asyncio.wait_for(queue.get(), CHECK_SECONDS)
             except TimeoutError:
-                await response.write(b"\n")
+                quiet += CHECK_SECONDS
+                if quiet >= HEARTBEAT_SECONDS:
+                    quiet = 0.0
+                    await response.write(b"\n")
                 continue
+            quiet = 0.0
             if event.seq <= last or (device_id and event.device_id != device_id):
                 continue
             await response.write(_line(event))

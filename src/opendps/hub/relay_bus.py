@@ -1,10 +1,10 @@
 """The event bus across processes, whatever carries the bytes. Local subscribers get events at
-once (as with ``EventBus``); every other process gets one JSON message per event through the
-subclass's ``_send`` and hands what arrives to ``_receive``. A carrier limits message size, so
-large desired patches and telemetry bodies travel as references that receivers resolve from
-the store (the store is the truth; the bus only says "look"). The carriers: PostgreSQL
-LISTEN/NOTIFY between cluster instances (``pg_bus.py``) and unix datagrams between the worker
-processes of one server on SQLite (``unix_bus.py``)."""
+once (as with ``EventBus``); every other process gets one JSON message per event (telemetry:
+one per batch) through the subclass's ``_send`` and hands what arrives to ``_receive``. A
+carrier limits message size, so large desired patches and telemetry bodies travel as
+references that receivers resolve from the store (the store is the truth; the bus only says
+"look"). The carriers: PostgreSQL LISTEN/NOTIFY between cluster instances (``pg_bus.py``) and
+unix datagrams between the worker processes of one server on SQLite (``unix_bus.py``)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ async def cancel_all(tasks: Iterable[asyncio.Future[Any]]) -> None:
 class RelayBus(EventBus):
     """``EventBus`` that also relays every event (except the derived ``telemetry:*``) to the
     other processes. Messages carry ``instance_id``; one that comes back to its sender is
-    ignored, since local delivery already happened."""
+    ignored, since local delivery already happened. Telemetry goes as one reference to a range
+    of seqs per loop iteration, which the receivers read back from the store."""
 
     max_payload = 7900  # bytes of one encoded message; subclasses set their carrier's limit
 
@@ -43,6 +44,11 @@ class RelayBus(EventBus):
         self.instance_id = instance_id
         self.store = store
         self._resolving: set[asyncio.Task[None]] = set()
+        # telemetry references wait here until the end of the loop iteration, then go as one
+        # message per channel: a group commit publishes a batch at once (see TelemetryIntake)
+        self._telemetry: dict[str, list[int]] = {}  # channel -> [hub..., first seq, last seq]
+        self._telemetry_hub: dict[str, str] = {}
+        self._flush_scheduled = False
         self.received = 0
         self.sent = 0
 
@@ -57,15 +63,36 @@ class RelayBus(EventBus):
     def publish(self, channel: str, event: Any) -> None:
         super().publish(channel, event)
         if channel == "telemetry:*":
-            return  # receivers re-derive it from the per-hub channel (one message per event)
+            return  # receivers re-derive it from the per-hub channel
+        if isinstance(event, TelemetryEvent):
+            self._defer_telemetry(channel, event)
+            return
         message = self._encode(channel, event)
         if message is not None:
             self._send(message)
 
+    def _defer_telemetry(self, channel: str, event: TelemetryEvent) -> None:
+        """One reference per batch, not per event: "seqs ``from``..``seq`` of this hub"."""
+        span = self._telemetry.get(channel)
+        if span is None:
+            self._telemetry[channel] = [event.seq, event.seq]
+            self._telemetry_hub[channel] = event.hub
+        else:
+            span[0], span[1] = min(span[0], event.seq), max(span[1], event.seq)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_telemetry)
+
+    def _flush_telemetry(self) -> None:
+        self._flush_scheduled = False
+        spans, hubs = self._telemetry, self._telemetry_hub
+        self._telemetry, self._telemetry_hub = {}, {}
+        for channel, (first, last) in spans.items():
+            self._send(json.dumps({"i": self.instance_id, "c": channel, "k": "telemetry",
+                                   "hub": hubs[channel], "from": first, "seq": last}))
+
     def _encode(self, channel: str, event: Any) -> str | None:
         head = {"i": self.instance_id, "c": channel}
-        if isinstance(event, TelemetryEvent):
-            return json.dumps(dict(head, k="telemetry", seq=event.seq, hub=event.hub))
         try:
             text = json.dumps(dict(head, k="json", e=event), separators=(",", ":"))
         except (TypeError, ValueError):
@@ -100,11 +127,19 @@ class RelayBus(EventBus):
         """Read what a reference points at, then deliver it locally."""
         try:
             if kind == "telemetry":
-                hub, seq = str(message["hub"]), int(message["seq"])
-                events = await self.store.events_after(hub, seq - 1, device_id=None, limit=1)
-                if events and events[0].seq == seq:
-                    super().publish(channel, events[0])
-                    super().publish("telemetry:*", events[0])
+                hub, last = str(message["hub"]), int(message["seq"])
+                after = int(message.get("from", last)) - 1
+                while after < last:  # seqs are global: other hubs' may sit in between
+                    events = await self.store.events_after(
+                        hub, after, device_id=None, limit=min(last - after, 1000))
+                    for event in events:
+                        if event.seq > last:
+                            return
+                        super().publish(channel, event)
+                        super().publish("telemetry:*", event)
+                    if not events:
+                        return
+                    after = events[-1].seq
             elif kind == "twinref" and channel in self._handlers:
                 _, hub, device_id = channel.split(":", 2)
                 hub = next((h.host_name for h in await self.store.list_hubs()
