@@ -52,6 +52,11 @@ class Settings:
     workers: int = 1
 
     @property
+    def bind_addresses(self) -> list[str]:
+        """``bind`` may name several addresses, comma-separated."""
+        return [b.strip() for b in self.bind.split(",") if b.strip()]
+
+    @property
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -116,9 +116,9 @@ async def _write_pki(settings: Settings, store: Store, dps_host: str,
     data = settings.data_dir
     data.mkdir(parents=True, exist_ok=True)
     ca_path, cert_path, key_path = data / "ca.pem", data / "server.pem", data / "server.key"
-    _write(ca_path, ca_cert, 0o644)
-    _write(cert_path, cert + ca_cert, 0o644)
-    _write(key_path, key, 0o600)
+    write_atomic(ca_path, ca_cert, 0o644)
+    write_atomic(cert_path, cert + ca_cert, 0o644)
+    write_atomic(key_path, key, 0o600)
     return ca_path, cert_path, key_path
 
 
@@ -133,7 +133,9 @@ async def _wait_ca(store: Store) -> str:
     raise RuntimeError("another instance stored a CA key but never its certificate")
 
 
-def _write(path: Path, text: str, mode: int) -> None:
+def write_atomic(path: Path, text: str, mode: int) -> None:
+    """Written beside and renamed over (``mode`` from the start), so a reader never sees a
+    half-written file; an unchanged file is left alone."""
     if path.exists() and path.read_text() == text:
         return
     tmp = path.with_suffix(path.suffix + ".tmp")

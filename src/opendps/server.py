@@ -19,7 +19,7 @@ from .cluster.compose import join
 from .cluster.worker import WorkerSlot
 from .config import Settings
 from .hub.builtin import BuiltinHub
-from .instance import Instance, bootstrap, refresh_server_certificate
+from .instance import Instance, bootstrap, refresh_server_certificate, write_atomic
 from .linked_hubs import LinkedHubs
 from .provisioning.allocation_policy import AllocationSettings, Allocator
 from .provisioning.engine import ProvisioningEngine
@@ -94,7 +94,7 @@ async def start(settings: Settings, worker: WorkerSlot | None = None) -> Running
         linked = LinkedHubs(store, hubs, ca_file=settings.external_hub_ca_file)
         tls = TlsConfig(instance.cert_path, instance.key_path)
         # several addresses (comma-separated) let extra hub host names resolve to this server
-        addresses = [b.strip() for b in settings.bind.split(",") if b.strip()]
+        addresses = settings.bind_addresses
         binds: str | list[str] = addresses if len(addresses) > 1 else addresses[0]
 
         reloading = asyncio.Lock()
@@ -219,15 +219,9 @@ def describe(instance: Instance) -> str:
 def write_info(instance: Instance) -> None:
     """``info.json`` beside the database, for scripts and tests (0600: it holds keys)."""
     import json
-    import os
 
-    path = instance.settings.data_dir / "info.json"
-    # written beside and renamed over, so a reader never sees a half-written file
-    tmp = path.with_name(f".info.json.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(instance.info(), fh, indent=2)
-    os.replace(tmp, path)
+    write_atomic(instance.settings.data_dir / "info.json",
+                 json.dumps(instance.info(), indent=2), 0o600)
 
 
 async def serve(settings: Settings, worker: WorkerSlot | None = None) -> None:

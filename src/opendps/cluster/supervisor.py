@@ -101,7 +101,7 @@ def check_ports(settings: Settings) -> None:
     today's message, where the workers' SO_REUSEPORT bind could join another server's."""
     from .. import server
 
-    for host in [b.strip() for b in settings.bind.split(",") if b.strip()]:
+    for host in settings.bind_addresses:
         for what, port in (("HTTPS", settings.https_port), ("MQTT", settings.mqtt_port)):
             try:
                 infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,

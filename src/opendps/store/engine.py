@@ -12,11 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from opendps.store.loop_sqlite import LoopSqliteEngine
-
-# Execution option marking a transaction that will write. On SQLite every transaction does,
-# and LoopSqliteEngine.begin takes the write lock (BEGIN IMMEDIATE) before anything is read.
-WRITE = "opendps_write"
+from opendps.store.loop_sqlite import LoopSqliteEngine, is_busy
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -109,8 +105,7 @@ def _ensure_wal(cursor: Any) -> None:
             cursor.fetchall()
             return
         except sqlite3.OperationalError as exc:
-            locked = "locked" in str(exc) or "busy" in str(exc)
-            if not locked or time.monotonic() > deadline:
+            if not is_busy(exc) or time.monotonic() > deadline:
                 raise
         time.sleep(delay)
         delay = min(delay * 2, 0.1)

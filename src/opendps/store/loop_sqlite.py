@@ -145,7 +145,8 @@ class LoopConnection:
         return fn(self.sync_connection, *args, **kwargs)
 
 
-def _is_busy(exc: BaseException) -> bool:
+def is_busy(exc: BaseException) -> bool:
+    """SQLite's "database is locked/busy": another connection holds the lock (retry)."""
     orig = getattr(exc, "orig", exc)
     return isinstance(orig, sqlite3.OperationalError) and (
         "locked" in str(orig) or "busy" in str(orig))
@@ -170,9 +171,6 @@ class LoopSqliteEngine:
     @property
     def url(self) -> sa.URL:
         return self.sync_engine.url
-
-    def execution_options(self, **_options: Any) -> LoopSqliteEngine:
-        return self  # the only option SqlStore sets marks writers, and every begin() writes
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[LoopConnection]:
@@ -204,7 +202,7 @@ class LoopSqliteEngine:
                 break
             except sqlite3.OperationalError as exc:
                 conn.close()
-                if not _is_busy(exc) or time.monotonic() > deadline:
+                if not is_busy(exc) or time.monotonic() > deadline:
                     raise
             except BaseException:
                 conn.close()

@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from opendps.store.engine import WRITE, make_engine
+from opendps.store.engine import make_engine
 from opendps.store.errors import translated
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -53,7 +53,7 @@ def _upgrade_on(connection: Connection) -> None:
 async def upgrade_engine(engine: AsyncEngine) -> None:
     """Upgrade the database behind ``engine`` to head, serialised across processes."""
     with translated():
-        async with engine.execution_options(**{WRITE: True}).begin() as conn:
+        async with engine.begin() as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADVISORY_LOCK_KEY}

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from opendps.store import sqldocs
 from opendps.store import tables as t
 from opendps.store.common import as_utc, check_limit, dump_json, fold, load_json
-from opendps.store.engine import WRITE, make_engine
+from opendps.store.engine import make_engine
 from opendps.store.errors import translate, translated
 from opendps.store.interface import (
     AccessPolicy,
@@ -36,18 +36,15 @@ _TELEMETRY_LOCK = 0x6F70656E64707301
 # Telemetry statements are built once: SQLAlchemy caches their compiled form, and building a
 # statement costs more than running it. ``properties`` is bound as JSON text we dump ourselves,
 # so each message is serialised once and the returned copy is a plain ``json.loads``.
-_INSERT_EVENTS = (
-    sa.insert(t.telemetry)
-    .values(properties=sa.bindparam("properties_json", type_=sa.Text()))
-    .returning(t.telemetry.c.seq, sort_by_parameter_order=True)
-)
+_INSERT_EVENTS_NUMBERED = sa.insert(t.telemetry).values(
+    properties=sa.bindparam("properties_json", type_=sa.Text()))
+_INSERT_EVENTS = _INSERT_EVENTS_NUMBERED.returning(t.telemetry.c.seq,
+                                                   sort_by_parameter_order=True)
 # SQLite: seqs handed out under the write lock, then one executemany without RETURNING (with
 # RETURNING, SQLAlchemy runs one INSERT per row there). AUTOINCREMENT's counter follows
 # explicit seqs, so none is ever reused.
 _LAST_SEQ_SQLITE = sa.text(
     "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'telemetry'), 0)")
-_INSERT_EVENTS_NUMBERED = sa.insert(t.telemetry).values(
-    properties=sa.bindparam("properties_json", type_=sa.Text()))
 # Seqs are global, so a hub's are not contiguous: the cutoff is its (keep+1)-th newest.
 _TRIM_EVENTS = sa.delete(t.telemetry).where(
     t.telemetry.c.hub == sa.bindparam("hub"),
@@ -136,7 +133,6 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._writer = engine.execution_options(**{WRITE: True})
 
     @property
     def engine(self) -> AsyncEngine:
@@ -151,8 +147,8 @@ class SqlStore:
     def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         unit = _owned_unit()
         if unit is not None:
-            return unit.join(self._writer)
-        return self._writer.begin()
+            return unit.join(self._engine)
+        return self._engine.begin()
 
     @asynccontextmanager
     async def unit(self) -> AsyncIterator[None]:
