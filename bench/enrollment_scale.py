@@ -53,7 +53,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).parent))
 import _server
 
-from opendps.client.loadgen import DeviceFleet, RegisterLoad, RegisterTarget, run_register
+from opendps.client.loadgen import DeviceFleet, RegisterLoad, RegisterTarget, run, run_register
 from opendps.client.service import DpsServiceClient
 from opendps.protocol import sas
 from opendps.protocol.registration import new_etag_value
@@ -369,11 +369,10 @@ def run_dir(data_dir: Path, run_id: str, round_no: int, args: argparse.Namespace
         fleet = DeviceFleet(group_id="(individual enrollments)", attestation="symmetric-key",
                             ca_file=info["caCertificate"], prefix=prefix, group_key=group_key)
         load = RegisterLoad("https", args.warmup, None, args.concurrency, None, True)
-        asyncio.run(run_register(target, load, fleet))  # imports, caches, first connections
+        run(run_register(target, load, fleet))  # imports, caches, first connections
         load.devices = args.devices
-        individual = asyncio.run(run_register(target, load, fleet,
-                                              server_pids=server_pids(server),
-                                              first=args.warmup))
+        individual = run(run_register(target, load, fleet,
+                                      server_pids=server_pids(server), first=args.warmup))
     finally:
         server.stop()
         remove_device_enrollments(data_dir)

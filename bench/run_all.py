@@ -12,7 +12,6 @@ figures move; ratios measured minutes apart on the same machine move much less.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
@@ -33,6 +32,7 @@ from opendps.client.loadgen import (
     RegisterLoad,
     RegisterTarget,
     provision,
+    run,
     run_idle,
     run_register,
     run_telemetry,
@@ -242,7 +242,7 @@ def main() -> None:
     bench = Bench(args, tmp)
     try:
         bench.start_references()
-        asyncio.run(bench.run())
+        run(bench.run())  # uvloop when installed, as the server runs on
     finally:
         bench.stop()
         shutil.rmtree(tmp, ignore_errors=True)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import uuid
 
 from aiohttp import web
 
 from ..hub.registry import RegistryError
 from ..protocol.errors import DpsError, ErrorCode
+from ..protocol.ids import guid
 from .context import CONTEXT, ApiContext
 from .responses import dps_error_response, hub_error_response
 from .routes import resolve
@@ -36,7 +36,7 @@ async def dispatch(request: web.Request) -> web.StreamResponse:
 
 @web.middleware
 async def errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    tracking_id = str(uuid.uuid4())
+    tracking_id = None  # made by the error response: a request that succeeds needs none
     try:
         return await handler(request)
     except DpsError as err:
@@ -55,6 +55,7 @@ async def errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
     except web.HTTPException:
         raise
     except Exception:
+        tracking_id = guid()
         log.exception("internal error (trackingId %s)", tracking_id)
         return dps_error_response(
             DpsError(ErrorCode.INTERNAL, "An internal error occurred"), tracking_id)

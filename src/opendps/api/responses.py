@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-import json
-import uuid
 from typing import Any
 
 from aiohttp import web
 
+from ..protocol import jsontext
 from ..protocol.errors import DpsError
+from ..protocol.ids import guid, token_hex
 
 JSON = "application/json; charset=utf-8"
 
@@ -17,12 +17,12 @@ JSON = "application/json; charset=utf-8"
 def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None
                   ) -> web.Response:
     return web.Response(
-        body=json.dumps(body, separators=(",", ":")).encode(), status=status,
+        body=jsontext.dumpb(body), status=status,
         headers={"Content-Type": JSON, **(headers or {})})
 
 
 def dps_error_response(err: DpsError, tracking_id: str | None = None) -> web.Response:
-    tracking_id = tracking_id or str(uuid.uuid4())
+    tracking_id = tracking_id or guid()
     headers = {"x-ms-error-code": str(int(err.code)), "x-ms-request-id": tracking_id}
     if err.status == 429:
         headers["retry-after"] = "1"
@@ -31,7 +31,7 @@ def dps_error_response(err: DpsError, tracking_id: str | None = None) -> web.Res
 
 def hub_error_response(status: int, code: str, message: str) -> web.Response:
     """IoT Hub's error shape (``Message`` with an ``ErrorCode:`` prefix)."""
-    tracking = uuid.uuid4().hex
+    tracking = token_hex()
     return json_response(
         {"Message": f"ErrorCode:{code};{message}",
          "ExceptionMessage": f"Tracking ID:{tracking}"},

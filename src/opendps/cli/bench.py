@@ -7,7 +7,6 @@ they are only available on the server's own machine.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import sys
@@ -26,6 +25,7 @@ from ..client.loadgen import (
     RegisterLoad,
     RegisterTarget,
     provision,
+    run,
     run_idle,
     run_register,
     run_telemetry,
@@ -160,7 +160,7 @@ def register_cmd(endpoint: Endpoint, transport: str, devices: int, duration: flo
                                           server_pids=list(server_pids), progress=tick)
         finally:
             fleet.cleanup()
-    report(asyncio.run(go()), as_json)
+    report(run(go()), as_json)
 
 
 def _hub_target(endpoint: Endpoint) -> HubTarget:
@@ -188,7 +188,7 @@ def telemetry_cmd(endpoint: Endpoint, devices: int, rate: float, duration: float
             return await run_telemetry(_hub_target(endpoint), hub_devices, rate=rate,
                                        duration=duration, payload_size=payload_size,
                                        server_pids=list(server_pids), progress=tick)
-    report(asyncio.run(go()), as_json)
+    report(run(go()), as_json)
 
 
 @bench.command("idle")
@@ -207,4 +207,4 @@ def idle_cmd(endpoint: Endpoint, connections: int, hold: float,
         with progress_bar(connections, "connect", not as_json) as tick:
             return await run_idle(_hub_target(endpoint), hub_devices, hold=hold,
                                   server_pids=list(server_pids), progress=tick)
-    report(asyncio.run(go()), as_json)
+    report(run(go()), as_json)

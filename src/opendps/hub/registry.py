@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import base64
 import os
-import uuid
 from typing import Any
 
 from ..protocol.hub_models import empty_twin
+from ..protocol.ids import token_hex
 from ..protocol.timefmt import format_utc, utc_now
 from ..store.interface import EtagMismatch, NotFound, Store, StoredDoc
 
@@ -32,7 +32,7 @@ def normalise_device(device_id: str, body: dict[str, Any], previous: dict | None
         raise RegistryError(400, "ArgumentInvalid", f"authentication.type {kind!r} is invalid")
     doc: dict[str, Any] = {
         "deviceId": device_id,
-        "generationId": (previous or {}).get("generationId") or uuid.uuid4().hex[:18],
+        "generationId": (previous or {}).get("generationId") or token_hex(9),
         "status": body.get("status") or "enabled",
         "statusReason": body.get("statusReason"),
         "capabilities": {"iotEdge": bool((body.get("capabilities") or {}).get("iotEdge"))},

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ..protocol.ids import guid
 from ..protocol.timefmt import format_utc, utc_now
 from ..store.interface import Store, TelemetryEvent
 from .bus import EventBus, telemetry_channel
@@ -89,7 +89,7 @@ class TelemetryIntake:
             return done
         now = utc_now()
         system = dict(system)
-        system.setdefault("message-id", str(uuid.uuid4()))
+        system.setdefault("message-id", guid())
         system["iothub-connection-device-id"] = device_id
         system["iothub-enqueuedtime"] = format_utc(now)
         system["iothub-message-source"] = "Telemetry"

@@ -6,12 +6,12 @@ the embedded C SDK (``errorCode / 1000``) expect.
 
 from __future__ import annotations
 
-import json
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import IntEnum
 
+from . import jsontext
+from .ids import guid
 from .timefmt import format_utc, utc_now
 
 
@@ -63,7 +63,7 @@ class DpsError(Exception):
     def body(self, tracking_id: str | None = None, now: datetime | None = None) -> dict:
         body: dict = {
             "errorCode": int(self.code),
-            "trackingId": tracking_id or str(uuid.uuid4()),
+            "trackingId": tracking_id or guid(),
             "message": self.message,
             "timestampUtc": format_utc(now or utc_now()),
         }
@@ -72,7 +72,7 @@ class DpsError(Exception):
         return body
 
     def json_bytes(self, tracking_id: str | None = None) -> bytes:
-        return json.dumps(self.body(tracking_id), separators=(",", ":")).encode()
+        return jsontext.dumpb(self.body(tracking_id))
 
 
 def unauthorized(message: str = "Unauthorized") -> DpsError:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from . import jsontext
 from .errors import DpsError, ErrorCode
 from .timefmt import format_utc
 
@@ -44,7 +44,7 @@ def parse_device_registration(body: bytes) -> DeviceRegistration:
     if not body.strip():
         return DeviceRegistration(None, None, None)
     try:
-        data = json.loads(body)
+        data = jsontext.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise DpsError(ErrorCode.INVALID_JSON, "the request body is not valid JSON") from None
     if not isinstance(data, dict):

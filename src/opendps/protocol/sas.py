@@ -40,7 +40,7 @@ class SasToken:
 
 def _pct_decode(value: str) -> str:
     # unquote, never unquote_plus: a raw '+' is part of base64
-    return urllib.parse.unquote(value)
+    return urllib.parse.unquote(value) if "%" in value else value
 
 
 def parse(token: str) -> SasToken:

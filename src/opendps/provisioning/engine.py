@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,14 +13,16 @@ from typing import Any
 
 from cryptography import x509
 
+from ..protocol import jsontext
 from ..protocol import registration as wire
 from ..protocol.errors import DpsError, ErrorCode
+from ..protocol.ids import guid, token_hex
 from ..protocol.regid import is_valid_registration_id, registration_key
 from ..protocol.timefmt import parse_utc, utc_now
 from ..store.interface import Store
 from .allocation_policy import AllocationSettings, Allocator
 from .assign import INTERNAL, Assignment
-from .attest import Attested, attest_symmetric_key
+from .attest import AttestationMemo, Attested, attest_symmetric_key
 from .attest_x509 import X509Attested, attest_x509
 from .hub_port import HubDirectory
 
@@ -48,10 +48,11 @@ class Reply:
 
 
 log = logging.getLogger("opendps.dps")
+FINISHED_KEPT = 4096  # final operations kept in memory for their polls (~1 KB each)
 
 
 def _new_operation_id() -> str:
-    return f"4.{secrets.token_hex(8)}.{uuid.uuid4()}"
+    return f"4.{token_hex(8)}.{guid()}"
 
 
 class ProvisioningEngine:
@@ -74,6 +75,11 @@ class ProvisioningEngine:
         self.retry_after = retry_after
         self._clock = clock
         self._wall = wall
+        self._memo = AttestationMemo()
+        # operations this process finished, for the polls that follow (see _remember)
+        # kept as JSON bytes: one object each that the cyclic collector never walks, where
+        # the document itself would be a dozen (thousands of them made its full passes slow)
+        self._finished: dict[str, bytes] = {}
 
     # -- shared checks --------------------------------------------------------------------
     def _check_target(self, req: RegistrationRequest) -> None:
@@ -92,7 +98,7 @@ class ProvisioningEngine:
         if req.authorization or not req.client_chain:
             return await attest_symmetric_key(
                 self.store, id_scope=self.id_scope, registration_id=req.registration_id,
-                token_text=req.authorization, now=self._wall())
+                token_text=req.authorization, now=self._wall(), memo=self._memo)
         return await attest_x509(self.store, registration_id=req.registration_id,
                                  chain=list(req.client_chain), now=self._clock())
 
@@ -135,20 +141,30 @@ class ProvisioningEngine:
             # together or not at all (and cost one commit instead of four)
             async with self.store.unit():
                 state, status = await self._assign(req, attested, payload)
-                await self.store.put_operation(
-                    operation_id, key,
-                    wire.operation_status(operation_id, status, wire.public_state(state)))
+                operation = wire.operation_status(operation_id, status,
+                                                  wire.public_state(state))
+                await self.store.put_operation(operation_id, key, operation)
+            self._remember(operation_id, operation)
             return
         except Exception:
             log.exception("registration of %s failed", req.registration_id)
         now = self._clock()
         state = wire.registration_state(
             registration_id=req.registration_id, status=wire.FAILED, created=now,
-            updated=now, etag=wire.new_etag_value(str(uuid.uuid4())),
+            updated=now, etag=wire.new_etag_value(guid()),
             error_code=int(ErrorCode.INTERNAL), error_message="An internal error occurred")
         await self.store.put_operation(
             operation_id, key,
             wire.operation_status(operation_id, wire.FAILED, wire.public_state(state)))
+
+    def _remember(self, operation_id: str, operation: dict[str, Any]) -> None:
+        """Keep a committed, final operation for the device's poll, which then needs no store
+        read. Final operations never change, so this can only be missing, never stale; a poll
+        answered by another worker or instance reads the store as before."""
+        finished = self._finished
+        if len(finished) >= FINISHED_KEPT:
+            del finished[next(iter(finished))]  # the oldest
+        finished[operation_id] = jsontext.dumpb(operation)
 
     async def close(self) -> None:
         for task in list(self._background):
@@ -165,7 +181,7 @@ class ProvisioningEngine:
         created = parse_utc(previous.doc["createdDateTimeUtc"]) if previous else now
         common = {
             "registration_id": reg_id, "created": created, "updated": now,
-            "etag": wire.new_etag_value(str(uuid.uuid4())),
+            "etag": wire.new_etag_value(guid()),
             "attestation": attested.attestation_block(),
         }
         if not enrollment.enabled:
@@ -211,13 +227,16 @@ class ProvisioningEngine:
             await self._attest(req)
         if not operation_id:
             raise DpsError(ErrorCode.INVALID_OPERATION_ID, "operationId is required")
-        stored = await self.store.get_operation(operation_id)
-        if stored is None or (
-            stored.doc.get("registrationState", {}).get("registrationId", "").lower()
+        kept = self._finished.get(operation_id)
+        doc = jsontext.loads(kept) if kept is not None else None
+        if doc is None:
+            stored = await self.store.get_operation(operation_id)
+            doc = stored.doc if stored is not None else None
+        if doc is None or (
+            doc.get("registrationState", {}).get("registrationId", "").lower()
             != req.registration_id.lower()
         ):
             raise DpsError(ErrorCode.OPERATION_NOT_FOUND, "Operation not found")
-        doc = stored.doc
         if doc["status"] == wire.ASSIGNING:
             return Reply(202, doc, retry_after=self.retry_after)
         return Reply(200, doc)

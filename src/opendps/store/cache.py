@@ -16,6 +16,7 @@ _CACHED = ("get_enrollment", "groups_by_attestation", "list_ca_certificates", "l
 _INVALIDATING = ("put_enrollment", "delete_enrollment", "put_ca_certificate",
                  "delete_ca_certificate", "put_hub", "delete_hub", "put_policy")
 MAX_ENTRIES = 50_000
+SWEEP_FLOOR = 1024  # entries before the first sweep for expired ones
 
 
 class CachedStore:
@@ -25,18 +26,34 @@ class CachedStore:
         self._ttl = ttl
         self._clock = clock
         self._entries: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._sweep_at = SWEEP_FLOOR
         # told after every write through this cache (a cluster tells the other instances)
         self.on_write: Callable[[], None] | None = None
 
     def invalidate(self) -> None:
         self._entries.clear()
 
+    def _sweep(self, now: float) -> None:
+        """Drop expired entries once the cache has doubled since the last sweep: every new
+        device adds one (its individual-enrollment miss), and entries nobody reads again
+        would otherwise pile up, to be walked by every full pass of the garbage collector."""
+        entries = self._entries
+        for key in [k for k, (expires, _) in entries.items() if expires <= now]:
+            del entries[key]
+        if len(entries) >= MAX_ENTRIES:
+            entries.clear()
+        self._sweep_at = max(SWEEP_FLOOR, 2 * len(entries))
+
     def __getattr__(self, name: str) -> Any:
+        """Built once per name and kept as an instance attribute, so later calls find it
+        without coming here (a registration makes about ten store calls)."""
         attr = getattr(self._inner, name)
         if name in _CACHED:
-            return self._cached(name, attr)
-        if name in _INVALIDATING:
-            return self._invalidating(attr)
+            attr = self._cached(name, attr)
+        elif name in _INVALIDATING:
+            attr = self._invalidating(attr)
+        if callable(attr):
+            setattr(self, name, attr)
         return attr
 
     def _cached(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,9 +64,10 @@ class CachedStore:
             if hit is not None and hit[0] > now:
                 return hit[1]
             value = await call(*args, **kwargs)
-            if len(self._entries) >= MAX_ENTRIES:
-                self._entries.clear()
-            self._entries[key] = (now + self._ttl, value)
+            entries = self._entries
+            if len(entries) >= self._sweep_at:
+                self._sweep(now)
+            entries[key] = (now + self._ttl, value)
             return value
 
         return cached

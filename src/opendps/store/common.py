@@ -5,10 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from opendps.protocol import jsontext
+from opendps.protocol.ids import token_hex
 from opendps.store.interface import StoreError
 
 
@@ -18,7 +19,7 @@ class InvalidContinuation(StoreError, ValueError):
 
 def new_etag() -> str:
     """A fresh random etag; random (not a counter) so it never repeats after a delete."""
-    return uuid.uuid4().hex
+    return token_hex()
 
 
 def utcnow() -> datetime:
@@ -45,17 +46,17 @@ def unquote_etag(etag: str) -> str:
 
 
 def dump_json(value: Any) -> str:
-    """Compact, ASCII-only JSON: the same bytes on every backend and safe for any text column."""
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON: the same text on every backend."""
+    return jsontext.dumps(value)
 
 
 def load_json(text: str) -> Any:
-    return json.loads(text)
+    return jsontext.loads(text)
 
 
 def copy_json(value: Any) -> Any:
     """What reading ``value`` back would return: a deep, JSON-normalised copy."""
-    return load_json(dump_json(value))
+    return jsontext.loads(jsontext.dumpb(value))
 
 
 def encode_continuation(last_key: str) -> str:

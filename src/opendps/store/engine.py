@@ -12,6 +12,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from opendps.store.checkpointer import BACKSTOP_PAGES, WalCheckpointer
 from opendps.store.loop_sqlite import LoopSqliteEngine, is_busy
 
 BUSY_TIMEOUT_MS = 30_000
@@ -61,13 +62,15 @@ def make_engine(url: str | URL) -> AsyncEngine | LoopSqliteEngine:
             # transactions never interleave on the loop, see loop_sqlite).
             kwargs.update(poolclass=StaticPool)
         sync_engine = sa.create_engine(parsed, **kwargs)
-        _configure_sqlite(sync_engine, synchronous)
-        return LoopSqliteEngine(sync_engine)
+        checkpointer = None if _is_memory(parsed) else WalCheckpointer(str(parsed.database))
+        _configure_sqlite(sync_engine, synchronous, checkpointer is not None)
+        return LoopSqliteEngine(sync_engine, checkpointer)
     kwargs["pool_pre_ping"] = True
     return create_async_engine(parsed, **kwargs)
 
 
-def _configure_sqlite(engine: sa.Engine, synchronous: str) -> None:
+def _configure_sqlite(engine: sa.Engine, synchronous: str, background_checkpoints: bool
+                      ) -> None:
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
         # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin.
@@ -82,6 +85,8 @@ def _configure_sqlite(engine: sa.Engine, synchronous: str) -> None:
             cursor.execute("PRAGMA cache_size = -16384")
             # 0: a busy writer is waited for by LoopSqliteEngine.begin, off the loop's clock
             cursor.execute("PRAGMA busy_timeout = 0")
+            if background_checkpoints:  # see checkpointer: commits no longer checkpoint
+                cursor.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
         finally:
             cursor.close()
 

@@ -40,27 +40,45 @@ def _describe(exc: BaseException) -> str:
     return f"{type(orig).__name__}: {orig}"
 
 
+def _mapped(exc: Exception) -> StoreError | None:
+    """The ``StoreError`` a driver exception becomes (``Conflict`` for constraint
+    violations); None for what passes through unchanged."""
+    if isinstance(exc, StoreError):
+        return None
+    if isinstance(exc, IntegrityError):
+        return Conflict(_describe(exc))
+    if isinstance(exc, _DRIVER_ERRORS):
+        return StoreError(_describe(exc))
+    return None
+
+
 @contextmanager
 def translated() -> Iterator[None]:
     """Re-raise driver errors as ``StoreError`` (``Conflict`` for constraint violations)."""
     try:
         yield
-    except StoreError:
-        raise
-    except IntegrityError as exc:
-        raise Conflict(_describe(exc)) from exc
-    except _DRIVER_ERRORS as exc:
-        raise StoreError(_describe(exc)) from exc
+    except Exception as exc:
+        mapped = _mapped(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 def translate(
     fn: Callable[P, Coroutine[Any, Any, R]],
 ) -> Callable[P, Coroutine[Any, Any, R]]:
-    """Decorator form of ``translated`` for the store's public coroutine methods."""
+    """Decorator form of ``translated`` for the store's public coroutine methods (inline,
+    not the context manager: this wraps every store call, and a generator-based context
+    manager per call cost more than most SQLite statements)."""
 
     @functools.wraps(fn)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        with translated():
+        try:
             return await fn(*args, **kwargs)
+        except Exception as exc:
+            mapped = _mapped(exc)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     return wrapper

@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine, Result
+
+from opendps.store.checkpointer import WalCheckpointer
 
 T = TypeVar("T")
 
@@ -52,6 +53,17 @@ class _Plan:
         self.keys = [c.key for c in columns]
         self.results = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                         for c in columns]
+
+    def run_many(self, dbapi: sqlite3.Connection, rows: list[dict[str, Any]]) -> PlannedResult:
+        """One ``executemany`` (no result rows): a telemetry batch."""
+        binds = self.binds
+        args = [[row[name] if proc is None else proc(row[name]) for name, proc in binds]
+                for row in rows]
+        cursor = dbapi.executemany(self.sql, args)
+        try:
+            return PlannedResult([], cursor.rowcount)
+        finally:
+            cursor.close()
 
     def run(self, dbapi: sqlite3.Connection, params: dict[str, Any]) -> PlannedResult:
         args = [params[name] if proc is None else proc(params[name])
@@ -125,12 +137,16 @@ class LoopConnection:
         return self.sync_connection.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        if isinstance(parameters, dict) and statement.get_execution_options().get(PLANNED):
+        if statement.get_execution_options().get(PLANNED) and isinstance(
+                parameters, dict | list | None):
             plan = _PLANS.get(id(statement))
             if plan is None:
                 plan = _PLANS[id(statement)] = _Plan(statement, self.dialect)
+            dbapi = self.sync_connection.connection.driver_connection
             try:
-                return plan.run(self.sync_connection.connection.driver_connection, parameters)
+                if isinstance(parameters, list):
+                    return plan.run_many(dbapi, parameters)
+                return plan.run(dbapi, parameters or {})
             except sqlite3.Error as exc:
                 raise sa.exc.DBAPIError.instance(plan.sql, None, exc, sqlite3.Error) from exc
         return self.sync_connection.execute(statement, parameters)
@@ -142,7 +158,12 @@ class LoopConnection:
         return self.sync_connection.exec_driver_sql(sql, parameters)
 
     async def run_sync(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return fn(self.sync_connection, *args, **kwargs)
+        sync = self.sync_connection
+        if not sync.in_transaction() and sync.connection.driver_connection.in_transaction:
+            # inside begin(): let SQLAlchemy know, so code that begins its own transaction
+            # when none is open (Alembic) joins this one instead of committing it early
+            sync.begin()
+        return fn(sync, *args, **kwargs)
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -153,16 +174,22 @@ def is_busy(exc: BaseException) -> bool:
 
 
 class LoopSqliteEngine:
-    """``AsyncEngine``'s ``connect``/``begin``/``execution_options``/``dispose`` for SQLite.
+    """``AsyncEngine``'s ``connect``/``begin``/``dispose`` for SQLite.
 
     Every ``begin()`` is ``BEGIN IMMEDIATE`` (a SQLite transaction here is begun to write), and
     ``connect()`` runs each statement on its own snapshot with no ``BEGIN`` at all. Reads share
-    one long-lived connection: no pool checkout per read."""
+    one long-lived connection and writes another, so neither checks a connection out of the
+    pool per call; a caller that holds one across an await makes the next caller use a pooled
+    connection instead."""
 
-    def __init__(self, sync_engine: Engine) -> None:
+    def __init__(self, sync_engine: Engine, checkpointer: WalCheckpointer | None = None
+                 ) -> None:
         self.sync_engine = sync_engine
-        self._reader: Connection | None = None
+        self.checkpointer = checkpointer
+        self._reader: LoopConnection | None = None
         self._reader_busy = False
+        self._writer: LoopConnection | None = None
+        self._writer_busy = False
 
     @property
     def dialect(self) -> Dialect:
@@ -172,50 +199,137 @@ class LoopSqliteEngine:
     def url(self) -> sa.URL:
         return self.sync_engine.url
 
-    @asynccontextmanager
-    async def connect(self) -> AsyncIterator[LoopConnection]:
-        if self._reader_busy:  # a caller holds it across an await: use a pooled one
-            with self.sync_engine.connect() as conn:
-                yield LoopConnection(conn)
-            return
-        if self._reader is None or self._reader.closed:
-            self._reader = self.sync_engine.connect()
-        self._reader_busy = True
-        try:
-            yield LoopConnection(self._reader)
-        finally:
-            # no rollback: SQLite never began a transaction, and an in-memory database shares
-            # its one connection with a writer whose transaction a rollback would end
-            self._reader_busy = False
+    def connect(self) -> _ReadScope:
+        return _ReadScope(self)
 
-    @asynccontextmanager
-    async def begin(self) -> AsyncIterator[LoopConnection]:
-        """A transaction committed on a clean exit. When another process holds the write lock
-        (SQLite answers "busy" at once: the connection's busy_timeout is 0), wait for it here
-        with ``asyncio.sleep`` so every other device keeps being served meanwhile."""
+    def begin(self) -> _WriteScope:
+        """A transaction committed on a clean exit, rolled back otherwise. When another
+        process holds the write lock (SQLite answers "busy" at once: the connection's
+        busy_timeout is 0), wait for it with ``asyncio.sleep`` so every other device keeps
+        being served meanwhile."""
+        return _WriteScope(self)
+
+    def _shared(self, which: str) -> LoopConnection:
+        conn: LoopConnection | None = getattr(self, which)
+        if conn is None or conn.sync_connection.closed:
+            conn = LoopConnection(self.sync_engine.connect())
+            setattr(self, which, conn)
+        return conn
+
+    async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+        for which in ("_reader", "_writer"):
+            conn = getattr(self, which)
+            if conn is not None:
+                conn.sync_connection.close()
+                setattr(self, which, None)
+        self.sync_engine.dispose()
+
+
+class _ReadScope:
+    """``async with engine.connect()``: the shared reader, or a pooled one while it is held.
+    A class rather than ``@asynccontextmanager``: it is entered on every store read."""
+
+    __slots__ = ("_engine", "_pooled")
+
+    def __init__(self, engine: LoopSqliteEngine) -> None:
+        self._engine = engine
+        self._pooled: Connection | None = None
+
+    async def __aenter__(self) -> LoopConnection:
+        engine = self._engine
+        if engine._reader_busy:
+            self._pooled = engine.sync_engine.connect()
+            return LoopConnection(self._pooled)
+        conn = engine._shared("_reader")
+        engine._reader_busy = True
+        return conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        # no rollback: SQLite never began a transaction, and an in-memory database shares
+        # its one connection with a writer whose transaction a rollback would end
+        if self._pooled is not None:
+            self._pooled.close()
+        else:
+            self._engine._reader_busy = False
+
+
+class _WriteScope:
+    """``async with engine.begin()``: ``BEGIN IMMEDIATE`` on the shared writer (or a pooled
+    connection while it is held), ``COMMIT`` on a clean exit, ``ROLLBACK`` otherwise."""
+
+    __slots__ = ("_conn", "_engine", "_pooled")
+
+    def __init__(self, engine: LoopSqliteEngine) -> None:
+        self._engine = engine
+        self._pooled = False
+        self._conn: LoopConnection | None = None
+
+    async def __aenter__(self) -> LoopConnection:
         deadline = time.monotonic() + WRITE_WAIT_S
         delay = 0.0005
         while True:
-            conn = self.sync_engine.connect()
+            conn = self._acquire()
             try:
-                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")
-                break
+                conn.sync_connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
+                return conn
             except sqlite3.OperationalError as exc:
-                conn.close()
+                self._release()
                 if not is_busy(exc) or time.monotonic() > deadline:
                     raise
             except BaseException:
-                conn.close()
+                self._release()
                 raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
-        with conn:
-            conn.begin()  # SQLAlchemy's side of the transaction SQLite has already begun
-            yield LoopConnection(conn)
-            conn.commit()
 
-    async def dispose(self) -> None:
-        if self._reader is not None:
-            self._reader.close()
-            self._reader = None
-        self.sync_engine.dispose()
+    async def __aexit__(self, exc_type: object, *exc: object) -> None:
+        conn = self._conn
+        assert conn is not None
+        sync = conn.sync_connection
+        try:
+            if exc_type is None:
+                try:
+                    _end(sync, "COMMIT")
+                except BaseException:
+                    _end(sync, "ROLLBACK")
+                    raise
+                if self._engine.checkpointer is not None:
+                    self._engine.checkpointer.committed()
+            else:
+                _end(sync, "ROLLBACK")
+        finally:
+            self._release()
+
+    def _acquire(self) -> LoopConnection:
+        engine = self._engine
+        if engine._writer_busy:
+            self._pooled = True
+            self._conn = LoopConnection(engine.sync_engine.connect())
+        else:
+            self._pooled = False
+            self._conn = engine._shared("_writer")
+            engine._writer_busy = True
+        return self._conn
+
+    def _release(self) -> None:
+        if self._conn is None:
+            return
+        if self._pooled:
+            self._conn.sync_connection.close()
+        else:
+            self._engine._writer_busy = False
+        self._conn = None
+
+
+def _end(sync: Connection, verb: str) -> None:
+    """End the transaction begun with a driver ``BEGIN``. If SQLAlchemy auto-began its own
+    bookkeeping transaction (a statement not run as a plan), end it through SQLAlchemy, which
+    ends SQLite's too; otherwise tell SQLite directly."""
+    if sync.in_transaction():
+        sync.commit() if verb == "COMMIT" else sync.rollback()
+        return
+    driver = sync.connection.driver_connection
+    if driver.in_transaction:  # not when BEGIN failed, or a migration committed it itself
+        driver.execute(verb)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from opendps.store.interface import (
     StoreError,
     TelemetryEvent,
 )
+from opendps.store.loop_sqlite import PLANNED
 from opendps.store.migrate import upgrade_engine
 
 # Advisory lock key serialising telemetry appends on PostgreSQL (any fixed number will do).
@@ -44,7 +45,15 @@ _INSERT_EVENTS = _INSERT_EVENTS_NUMBERED.returning(t.telemetry.c.seq,
 # RETURNING, SQLAlchemy runs one INSERT per row there). AUTOINCREMENT's counter follows
 # explicit seqs, so none is ever reused.
 _LAST_SEQ_SQLITE = sa.text(
-    "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'telemetry'), 0)")
+    "SELECT coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'telemetry'), 0) AS seq"
+).columns(seq=sa.Integer()).execution_options(**{PLANNED: True})
+# ... and that executemany as a plan on the driver (see loop_sqlite.PLANNED): every column a
+# named bind, since a plan is compiled once, not per parameter set
+_INSERT_EVENTS_SQLITE = sa.insert(t.telemetry).values(
+    {**{c: sa.bindparam(c, type_=t.telemetry.c[c].type)
+        for c in ("seq", "hub", "device_id", "enqueued", "body")},
+     "properties": sa.bindparam("properties_json", type_=sa.Text())},
+).execution_options(**{PLANNED: True})
 # Seqs are global, so a hub's are not contiguous: the cutoff is its (keep+1)-th newest.
 _TRIM_EVENTS = sa.delete(t.telemetry).where(
     t.telemetry.c.hub == sa.bindparam("hub"),
@@ -99,17 +108,21 @@ def _event(row: sa.Row[Any]) -> TelemetryEvent:
 class _Unit:
     """A transaction shared by the store calls of one task (``SqlStore.unit``)."""
 
+    __slots__ = ("conn", "owner", "scope")
+
     def __init__(self) -> None:
         # tasks created inside the unit copy the context variable; only the owner joins
         self.owner = asyncio.current_task()
-        self.stack = AsyncExitStack()
+        self.scope: AbstractAsyncContextManager[AsyncConnection] | None = None
         self.conn: AsyncConnection | None = None
 
-    @asynccontextmanager
-    async def join(self, writer: Any) -> AsyncIterator[AsyncConnection]:
-        if self.conn is None:  # begun at the first write, so reads before it hold no lock
-            self.conn = await self.stack.enter_async_context(writer.begin())
-        yield self.conn
+    async def begin(self, engine: Any) -> AsyncConnection:
+        """At the first write, so reads before it hold no lock."""
+        if self.conn is None:
+            scope = engine.begin()
+            self.conn = await scope.__aenter__()
+            self.scope = scope
+        return self.conn
 
 
 _UNIT: ContextVar[_Unit | None] = ContextVar("opendps_store_unit", default=None)
@@ -122,9 +135,50 @@ def _owned_unit() -> _Unit | None:
     return unit
 
 
-@asynccontextmanager
-async def _joined(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
-    yield conn
+class _Joined:
+    """A store call inside a unit: its connection, begun on the first write. (Classes, not
+    ``@asynccontextmanager``: one is entered for every store call.)"""
+
+    __slots__ = ("_engine", "_unit")
+
+    def __init__(self, unit: _Unit, engine: Any) -> None:
+        self._unit = unit
+        self._engine = engine  # None: a read, which needs no transaction begun
+
+    async def __aenter__(self) -> AsyncConnection:
+        unit = self._unit
+        if self._engine is None:
+            assert unit.conn is not None
+            return unit.conn
+        return await unit.begin(self._engine)
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+
+class _UnitScope:
+    """``SqlStore.unit()``: nested units join the outer one."""
+
+    __slots__ = ("_token", "_unit")
+
+    def __init__(self) -> None:
+        self._unit: _Unit | None = None
+        self._token: Any = None
+
+    async def __aenter__(self) -> None:
+        if _owned_unit() is None:
+            self._unit = _Unit()
+            self._token = _UNIT.set(self._unit)
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        unit = self._unit
+        if unit is None:
+            return
+        try:
+            if unit.scope is not None:
+                await unit.scope.__aexit__(exc_type, exc, tb)
+        finally:
+            _UNIT.reset(self._token)
 
 
 class SqlStore:
@@ -141,28 +195,18 @@ class SqlStore:
     def _read(self) -> AbstractAsyncContextManager[AsyncConnection]:
         unit = _owned_unit()
         if unit is not None and unit.conn is not None:
-            return _joined(unit.conn)  # read this unit's own writes
+            return _Joined(unit, None)  # read this unit's own writes
         return self._engine.connect()
 
     def _write(self) -> AbstractAsyncContextManager[AsyncConnection]:
         unit = _owned_unit()
         if unit is not None:
-            return unit.join(self._engine)
+            return _Joined(unit, self._engine)
         return self._engine.begin()
 
-    @asynccontextmanager
-    async def unit(self) -> AsyncIterator[None]:
+    def unit(self) -> AbstractAsyncContextManager[None]:
         """See ``Store.unit``. Nested units join the outer one."""
-        if _owned_unit() is not None:
-            yield
-            return
-        unit = _Unit()
-        token = _UNIT.set(unit)
-        try:
-            async with unit.stack:
-                yield
-        finally:
-            _UNIT.reset(token)
+        return _UnitScope()
 
     @translate
     async def close(self) -> None:
@@ -466,7 +510,7 @@ class SqlStore:
                 seqs = list(range(last + 1, last + 1 + len(rows)))
                 for seq, row in zip(seqs, rows, strict=True):
                     row["seq"] = seq
-                await conn.execute(_INSERT_EVENTS_NUMBERED, rows)
+                await conn.execute(_INSERT_EVENTS_SQLITE, rows)
             else:
                 seqs = (await conn.execute(_INSERT_EVENTS, rows)).scalars().all()
             if keep is not None:  # once per batch at most

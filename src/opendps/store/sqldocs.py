@@ -19,15 +19,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from opendps.store.common import (
     check_limit,
-    copy_json,
     decode_continuation,
+    dump_json,
     encode_continuation,
+    load_json,
     new_etag,
     unquote_etag,
     utcnow,
 )
 from opendps.store.interface import EtagMismatch, NotFound, Page, StoredDoc
 from opendps.store.loop_sqlite import PLANNED
+from opendps.store.types import Serialized
 
 
 def dialect_insert(conn: AsyncConnection, table: sa.Table) -> Any:
@@ -133,7 +135,8 @@ async def put(
 ) -> StoredDoc:
     """Write ``doc`` (plus indexed ``values``) honouring ``if_match``; see ``Store``."""
     now, etag = utcnow(), new_etag()
-    changes = {**values, "doc": doc, "etag": etag, "updated": now}
+    text = dump_json(doc)  # once: for the row, and parsed back for the caller's copy
+    changes = {**values, "doc": Serialized(text), "etag": etag, "updated": now}
     if if_match is None:
         created = await _upsert(conn, table, ident, changes, {"created": now})
     else:
@@ -144,7 +147,7 @@ async def put(
         created = (await conn.execute(stmt)).scalar()
     if created is None:
         await _missing(conn, table, ident)
-    return StoredDoc(key=key, doc=copy_json(doc), etag=etag, created=created, updated=now)
+    return StoredDoc(key=key, doc=load_json(text), etag=etag, created=created, updated=now)
 
 
 async def delete(

@@ -36,6 +36,38 @@ class UtcDateTime(sa.TypeDecorator[datetime]):
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
 
+    # SQLite: the text SQLAlchemy's DATETIME writes ("2026-12-03 10:00:00.000123"), made and
+    # read with isoformat/fromisoformat, which cost a third of its %-formatting and regex.
+    # Every registration binds about a dozen of these.
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+
+        def process(value: datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not None:
+                value = value.astimezone(UTC).replace(tzinfo=None)
+            return value.isoformat(" ", "microseconds")
+
+        return process
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def process(value: str | None) -> datetime | None:
+            return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
+
+        return process
+
+
+class Serialized(str):
+    """JSON text already made by the caller (who also needs it for something else): bound
+    to a ``JsonText`` column as it is, not serialised a second time."""
+
+    __slots__ = ()
+
 
 class JsonText(sa.TypeDecorator[Any]):
     """JSON kept as compact text so both backends store and return exactly the same thing."""
@@ -44,7 +76,11 @@ class JsonText(sa.TypeDecorator[Any]):
     cache_ok = True
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
-        return None if value is None else dump_json(value)
+        if value is None:
+            return None
+        if type(value) is Serialized:
+            return str.__str__(value)
+        return dump_json(value)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> Any:
         return None if value is None else load_json(value)

@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
-from ..protocol import dps_topics
+from ..protocol import dps_topics, jsontext
 from ..protocol.errors import DpsError, ErrorCode
 from ..protocol.mqtt import (
     ConnAckCode,
@@ -93,7 +92,7 @@ class DpsSession:
             reply = Reply(err.status, err.body(),
                           retry_after=1 if err.code is ErrorCode.THROTTLED else None)
         self.out.publish(dps_topics.response_topic(reply.status, request.rid, reply.retry_after),
-                         json.dumps(reply.body, separators=(",", ":")).encode())
+                         jsontext.dumpb(reply.body))
 
     def on_close(self) -> None:
         pass

@@ -42,8 +42,9 @@ class MqttProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._endpoint is not None:
-            self._endpoint.connection_lost()
+        endpoint, self._endpoint, self._transport = self._endpoint, None, None
+        if endpoint is not None:
+            endpoint.connection_lost()
 
 
 async def start_mqtt_listener(router: SessionRouter, host: str | list[str], port: int,

@@ -41,7 +41,8 @@ class TlsServerProtocol(asyncio.Protocol):
     """The raw-socket side: handshake, then decrypt into and encrypt for the app protocol."""
 
     __slots__ = ("_app", "_app_factory", "_chain", "_closing", "_conn", "_error",
-                 "_handshake_timeout", "_raw", "_read_paused", "_timer")
+                 "_handshake_timeout", "_pending", "_pending_size", "_raw", "_read_paused",
+                 "_timer")
 
     def __init__(self, app_factory: Callable[[], asyncio.BaseProtocol], context: SSL.Context,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
@@ -56,6 +57,9 @@ class TlsServerProtocol(asyncio.Protocol):
         self._closing = False  # no more plaintext in or out
         self._error: SSL.Error | None = None  # fatal: no SSL_shutdown, and the app is told
         self._read_paused = False
+        # plaintext written during this loop iteration, encrypted together at its end
+        self._pending: list[bytes] | None = None
+        self._pending_size = 0
 
     # -- raw transport events ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -87,12 +91,14 @@ class TlsServerProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closing = True
+        self._pending = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         if self._app is not None:  # so exactly once, and no app ⇄ transport ⇄ protocol cycle
             app, self._app = self._app, None
             app.connection_lost(exc or self._error)
+        self._raw = None  # nor a socket transport ⇄ protocol one: freed by reference counting
 
     def pause_writing(self) -> None:
         if self._app is not None:
@@ -180,8 +186,36 @@ class TlsServerProtocol(asyncio.Protocol):
 
     # -- for TlsTransport ------------------------------------------------------------------
     def _write(self, data: _Buffer) -> None:
+        """Small writes are gathered until the end of the loop iteration and then encrypted
+        as one record and written with one send: an MQTT answer is often two packets (PUBACK
+        and the response), a telemetry batch releases several PUBACKs per connection, and
+        each record costs an SSL_write, a BIO read and a system call."""
         if self._closing or not data:
             return
+        pending = self._pending
+        if pending is None:
+            if len(data) > WRITE_SLICE:
+                self._encrypt(data)
+                return
+            self._pending = [bytes(data)]  # a copy of a bytearray: the caller may reuse it
+            self._pending_size = len(data)
+            asyncio.get_running_loop().call_soon(self._write_pending)
+            return
+        pending.append(bytes(data))
+        self._pending_size += len(data)
+        if self._pending_size > WRITE_SLICE:
+            self._write_pending()
+
+    def _write_pending(self) -> None:
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        self._pending_size = 0
+        if not self._closing:
+            self._encrypt(pending[0] if len(pending) == 1 else b"".join(pending))
+
+    def _encrypt(self, data: _Buffer) -> None:
         conn = self._conn
         try:
             if len(data) <= WRITE_SLICE:
@@ -200,6 +234,7 @@ class TlsServerProtocol(asyncio.Protocol):
         """Queue close_notify and close the socket once written; the peer's is not awaited."""
         if self._closing:
             return
+        self._write_pending()  # what the app wrote goes out before close_notify
         self._closing = True
         if self._timer is not None:
             self._timer.cancel()
@@ -215,6 +250,7 @@ class TlsServerProtocol(asyncio.Protocol):
 
     def _abort(self) -> None:
         self._closing = True
+        self._pending = None
         if self._raw is not None:
             self._raw.abort()
 
@@ -312,8 +348,9 @@ class TlsTransport(asyncio.Transport):
         return not self._tls._read_paused and not self.is_closing()
 
     def get_write_buffer_size(self) -> int:
-        raw = self._tls._raw
-        return raw.get_write_buffer_size() if raw is not None else 0
+        tls = self._tls
+        raw = tls._raw
+        return tls._pending_size + (raw.get_write_buffer_size() if raw is not None else 0)
 
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         if self._tls._raw is not None:

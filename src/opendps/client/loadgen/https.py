@@ -1,20 +1,24 @@
-"""A lean DPS device registration over HTTPS: raw HTTP/1.1 on one asyncio stream.
+"""A lean DPS device registration over HTTPS: PUT register, GET the operation until assigned.
 
-aiohttp's session, connector and cookie machinery cost more client CPU per new connection than
-the server spends on a registration, which would make the client the bottleneck on a 2-core
-machine. The DPS device API needs only two request shapes (PUT register, GET operation), both
-with ``Content-Length`` answers, so this speaks just that, on one connection per device.
+aiohttp's session, connector and cookie machinery, and the stdlib loop's pure-Python SSL
+transport, cost more client CPU per new connection than the server spends on a registration,
+which would make the client the bottleneck on a 2-core machine. So each device opens one
+pyOpenSSL connection (``client/tls_client.py``) and speaks raw HTTP/1.1 on it (``http1.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import ssl
-from dataclasses import dataclass
 from typing import Any
 
 from ...protocol import sas
+from ..tls_client import open_tls
+from ..tls_client_context import TlsClientContext
+from .http1 import HttpConnection, HttpResponse, format_request
+
+__all__ = ["API_VERSION", "DEFAULT_RETRY_AFTER", "HttpRegistrationError", "HttpResponse",
+           "HttpsRegistration"]
 
 API_VERSION = "2019-03-31"
 DEFAULT_RETRY_AFTER = 2.0
@@ -30,57 +34,24 @@ class HttpRegistrationError(Exception):
         self.error_code = error_code
 
 
-@dataclass(frozen=True, slots=True)
-class HttpResponse:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body) if self.body.strip() else None
-        except ValueError:
-            return None
-
-
-async def read_response(reader: asyncio.StreamReader) -> HttpResponse:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    if headers.get("transfer-encoding", "").lower() == "chunked":
-        body = bytearray()
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            chunk = await reader.readexactly(size + 2)
-            if size == 0:
-                break
-            body += chunk[:-2]
-        return HttpResponse(status, headers, bytes(body))
-    length = int(headers.get("content-length", "0"))
-    return HttpResponse(status, headers, await reader.readexactly(length) if length else b"")
-
-
 class HttpsRegistration:
-    """One device: connect (new TLS), PUT register, GET the operation until it is assigned."""
+    """One device: connect (new TLS), PUT register, GET the operation until it is assigned.
+    429 and 5xx answers are repeated after ``retry-after`` (2 s when absent), as devices do;
+    ``poll_immediately`` skips only the wait between polls."""
 
     def __init__(self, host: str, id_scope: str, registration_id: str, key: str | None, *,
-                 ssl_context: ssl.SSLContext, port: int = 443, connect_host: str | None = None,
+                 tls: TlsClientContext, port: int = 443, connect_host: str | None = None,
                  poll_immediately: bool = False, timeout: float = 30.0) -> None:
         self.host = host
         self.id_scope = id_scope
         self.registration_id = registration_id
         self.key = key
-        self.ssl_context = ssl_context
+        self.tls = tls
         self.port = port
         self.connect_host = connect_host or host
         self.poll_immediately = poll_immediately
         self.timeout = timeout
-        self._stream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._http: HttpConnection | None = None
 
     def _authorization(self) -> str | None:
         if self.key is None:
@@ -100,10 +71,12 @@ class HttpsRegistration:
         base = f"/{self.id_scope}/registrations/{self.registration_id}"
         auth = self._authorization()
         body = json.dumps({"registrationId": self.registration_id}).encode()
-        response = await self._call("PUT", f"{base}/register?api-version={API_VERSION}", body,
-                                    auth)
+        response = await self._call(format_request(
+            "PUT", f"{base}/register?api-version={API_VERSION}", self.host, body, auth))
         while True:
-            doc = response.json() if isinstance(response.json(), dict) else {}
+            doc = response.json()
+            if not isinstance(doc, dict):
+                doc = {}
             state = doc.get("status")
             if state == "assigned":
                 return doc
@@ -115,51 +88,41 @@ class HttpsRegistration:
             if state != "assigning" or not doc.get("operationId"):
                 raise HttpRegistrationError(f"unexpected status {state!r}",
                                             status=response.status, error_code="bad-status")
-            await self._pause(response)
-            response = await self._call(
+            if not self.poll_immediately:
+                await _pause(response)
+            response = await self._call(format_request(
                 "GET", f"{base}/operations/{doc['operationId']}?api-version={API_VERSION}",
-                b"", auth)
+                self.host, b"", auth))
 
-    async def _call(self, method: str, path: str, body: bytes,
-                    auth: str | None) -> HttpResponse:
+    async def _call(self, request: bytes) -> HttpResponse:
         """One request; 429 and 5xx are repeated after ``retry-after``, as devices do."""
         while True:
-            response = await self._send(method, path, body, auth)
+            response = await self._send(request)
             if response.status < 300:
                 return response
             if response.status != 429 and response.status < 500:
                 doc = response.json()
                 code = doc.get("errorCode") if isinstance(doc, dict) else None
+                method = request[:request.index(b" ")].decode()
                 raise HttpRegistrationError(f"{method} answered {response.status}",
                                             status=response.status, error_code=code)
-            await self._pause(response, force=True)
+            await _pause(response)
 
-    async def _send(self, method: str, path: str, body: bytes,
-                    auth: str | None) -> HttpResponse:
-        if self._stream is None:
-            self._stream = await asyncio.open_connection(
-                self.connect_host, self.port, ssl=self.ssl_context, server_hostname=self.host)
-        reader, writer = self._stream
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}",
-                "User-Agent: opendps-bench", "Accept: application/json"]
-        if auth:
-            head.append(f"Authorization: {auth}")
-        if method == "PUT":
-            head += ["Content-Type: application/json; charset=utf-8",
-                     f"Content-Length: {len(body)}"]
-        writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-        response = await read_response(reader)
+    async def _send(self, request: bytes) -> HttpResponse:
+        if self._http is None or self._http.closed:
+            _, self._http = await open_tls(HttpConnection, self.connect_host, self.port,
+                                           self.tls, self.host)
+        response = await self._http.request(request)
         if response.headers.get("connection", "").lower() == "close":
             self._close()  # the next request opens a new connection
         return response
 
-    async def _pause(self, response: HttpResponse, *, force: bool = False) -> None:
-        if self.poll_immediately and not force:
-            return
-        value = response.headers.get("retry-after", "")
-        await asyncio.sleep(float(value) if value.isdigit() else DEFAULT_RETRY_AFTER)
-
     def _close(self) -> None:
-        if self._stream is not None:
-            self._stream[1].close()
-            self._stream = None
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
+async def _pause(response: HttpResponse) -> None:
+    value = response.headers.get("retry-after", "")
+    await asyncio.sleep(float(value) if value.isdigit() else DEFAULT_RETRY_AFTER)

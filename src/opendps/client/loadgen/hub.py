@@ -15,10 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..dps_device import DpsDeviceClient
 from ..hub_device import HubDeviceClient, telemetry_topic
 from .devices import DeviceFleet
-from .register import RegisterTarget
+from .register import RegisterLoad, RegisterTarget, register_one
 from .stats import ProcessMeter, Recorder, error_code, raise_fd_limit
 
 Progress = Callable[[int], None]
@@ -47,20 +46,19 @@ async def provision(target: RegisterTarget, fleet: DeviceFleet, count: int, *,
     out: list[HubDevice] = []
     pending = iter(range(count))
     errors: list[BaseException] = []
+    load = RegisterLoad("mqtt", poll_immediately=True, timeout=response_timeout)
 
     async def worker() -> None:
         for i in pending:
             who = fleet.identity(i)
             try:
-                result = await DpsDeviceClient(
-                    target.host, target.id_scope, who.registration_id, who.key,
-                    ssl_context=who.ssl_context, port=target.mqtt_port, timeout=response_timeout,
-                    poll_immediately=True, connect_host=target.connect_host).register()
+                status = await register_one(target, load, who)
             except Exception as exc:  # reported below
                 errors.append(exc)
                 continue
-            out.append(HubDevice(result.device_id or who.registration_id,
-                                 result.assigned_hub or target.host, who.key))
+            state = status.get("registrationState") or {}
+            out.append(HubDevice(state.get("deviceId") or who.registration_id,
+                                 state.get("assignedHub") or target.host, who.key))
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     if errors:

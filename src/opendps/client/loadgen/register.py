@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..dps_device import DpsDeviceClient
 from .devices import DeviceFleet, Identity
 from .https import HttpsRegistration
-from .stats import ProcessMeter, Recorder, raise_fd_limit
+from .mqtt import MqttRegistration
+from .stats import LoopLag, ProcessMeter, Recorder, raise_fd_limit
 
 Progress = Callable[[int], None]
 
@@ -45,20 +45,21 @@ class RegisterLoad:
     timeout: float = 30.0
 
 
-async def register_one(target: RegisterTarget, load: RegisterLoad, who: Identity) -> None:
-    """One device's registration to ``assigned``; raises on any failure."""
+async def register_one(target: RegisterTarget, load: RegisterLoad,
+                       who: Identity) -> dict[str, Any]:
+    """One device's registration to ``assigned`` (the final operation status); raises on any
+    failure."""
     if load.transport == "https":
-        await HttpsRegistration(
-            target.host, target.id_scope, who.registration_id, who.key,
-            ssl_context=who.ssl_context, port=target.https_port,
-            connect_host=target.connect_host, poll_immediately=load.poll_immediately,
-            timeout=load.timeout).register()
-    else:
-        await DpsDeviceClient(
-            target.host, target.id_scope, who.registration_id, who.key,
-            ssl_context=who.ssl_context, port=target.mqtt_port, timeout=load.timeout,
-            poll_immediately=load.poll_immediately, connect_host=target.connect_host,
-            max_wait=load.timeout).register()
+        return await HttpsRegistration(
+            target.host, target.id_scope, who.registration_id, who.key, tls=who.tls,
+            port=target.https_port, connect_host=target.connect_host,
+            poll_immediately=load.poll_immediately, timeout=load.timeout).register()
+    if load.transport == "mqtt":
+        return await MqttRegistration(
+            target.host, target.id_scope, who.registration_id, who.key, tls=who.tls,
+            port=target.mqtt_port, connect_host=target.connect_host,
+            poll_immediately=load.poll_immediately, timeout=load.timeout).register()
+    raise ValueError(f"unknown transport {load.transport!r} (https or mqtt)")
 
 
 async def run_register(target: RegisterTarget, load: RegisterLoad, fleet: DeviceFleet, *,
@@ -72,6 +73,8 @@ async def run_register(target: RegisterTarget, load: RegisterLoad, fleet: Device
     next_index = first
     end = first + load.devices
     recorder.start()
+    lag = LoopLag()
+    lag.start()
     t0 = time.perf_counter()
     stop_at = t0 + load.duration if load.duration else None
 
@@ -102,4 +105,4 @@ async def run_register(target: RegisterTarget, load: RegisterLoad, fleet: Device
         "registration", kind="register", transport=load.transport,
         attestation=fleet.attestation, target=target.connect_host or target.host,
         devices=load.devices, concurrency=load.concurrency, rate=load.rate,
-        poll_immediately=load.poll_immediately, group_id=fleet.group_id)
+        poll_immediately=load.poll_immediately, group_id=fleet.group_id, **lag.stop())

@@ -7,7 +7,9 @@ when both were read the same way.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import gc
 import os
 import resource
 import ssl
@@ -23,6 +25,18 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 def client_cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of every CPU, from ``/proc/stat``; (0, 0) where unreadable.
+    Steal is time the hypervisor gave to other guests: a run with much of it measured a
+    slower machine than it seems."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return 0, 0
+    return (fields[7] if len(fields) > 7 else 0), sum(fields[:8])
 
 
 def raise_fd_limit() -> int:
@@ -93,6 +107,34 @@ def error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class LoopLag:
+    """How late this process's own event loop runs a timer: the part of a measured latency
+    that is the load generator's (its GC, its other devices), not the server's."""
+
+    INTERVAL = 0.005
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + self.INTERVAL
+            await asyncio.sleep(self.INTERVAL)
+            self.samples.append(max(0.0, loop.time() - due))
+
+    def stop(self) -> dict[str, float]:
+        if self._task is not None:
+            self._task.cancel()
+        lag = sorted(self.samples)
+        return {"client_loop_lag_p99_ms": round(1000 * percentile(lag, 99), 2),
+                "client_loop_lag_max_ms": round(1000 * lag[-1], 2) if lag else 0.0}
+
+
 def percentile(sorted_values: list[float], q: float) -> float:
     """Nearest-rank percentile of an already sorted list (0.0 when empty)."""
     if not sorted_values:
@@ -114,8 +156,16 @@ class Recorder:
     _client0: float = 0.0
     _server_cpu: float = 0.0
     _client_cpu: float = 0.0
+    _ticks0: tuple[int, int] = (0, 0)
+    _steal_pct: float | None = None
 
     def start(self) -> None:
+        # What the load generator built so far (fleet, contexts, imports) lives through the
+        # run: out of the collector's full passes, which otherwise paused this loop for tens
+        # of ms and showed up as server latency.
+        gc.collect()
+        gc.freeze()
+        self._ticks0 = machine_ticks()
         self._cpu0 = self.server.cpu_seconds()
         self._client0 = client_cpu_seconds()
         self._wall0 = time.perf_counter()
@@ -124,6 +174,9 @@ class Recorder:
         self._wall1 = time.perf_counter()
         self._server_cpu = self.server.cpu_seconds() - self._cpu0
         self._client_cpu = client_cpu_seconds() - self._client0
+        steal, total = (b - a for a, b in zip(self._ticks0, machine_ticks(), strict=True))
+        self._steal_pct = round(100 * steal / total, 1) if total > 0 else None
+        gc.unfreeze()
 
     def ok(self, seconds: float) -> None:
         self.latencies.append(seconds)
@@ -151,6 +204,7 @@ class Recorder:
             "p95_ms": round(1000 * percentile(lat, 95), 2),
             "p99_ms": round(1000 * percentile(lat, 99), 2),
             "client_cpu_s": round(self._client_cpu, 2),
+            "machine_steal_pct": self._steal_pct,
             f"client_cpu_ms_per_{unit}": round(1000 * self._client_cpu / count, 3)
             if count else None,
         })
