@@ -203,6 +203,13 @@ def table(r: dict[str, dict[str, Any]]) -> str:
                      f"{target} |")
     lines.append("")
     lines.append(f"Errors: {json.dumps(errors) if errors else 'none'}.")
+    steal = [f"{k} {v['machine_steal_pct']}" for k, v in r.items()
+             if v.get("machine_steal_pct") is not None]
+    if steal:
+        # a shared VM: what the hypervisor gave other guests during each run (from
+        # /proc/stat), so a slow figure can be told from a busy host
+        lines.append("")
+        lines.append(f"CPU steal % per run: {', '.join(steal)}.")
     return "\n".join(lines)
 
 
