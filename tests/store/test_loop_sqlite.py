@@ -50,7 +50,7 @@ async def test_a_writer_held_across_an_await_makes_the_next_one_wait(store: SqlS
     assert order == ["first commits", "second commits"]
     assert await store.get_device("hub", "a") is not None
     assert await store.get_device("hub", "b") is not None
-    assert not engine._writer_busy and not engine._reader_busy
+    assert not engine._writer._lent and not engine._reader._lent
 
 
 async def test_a_failed_write_rolls_back_and_the_shared_writer_still_works(
@@ -59,7 +59,7 @@ async def test_a_failed_write_rolls_back_and_the_shared_writer_still_works(
         async with store.unit():
             await store.put_device("hub", "gone", DOC, if_match=None)
             raise RuntimeError("boom")
-    writer = store.engine._writer
+    writer = store.engine._writer._conn
     assert writer is not None
     assert not writer.sync_connection.connection.driver_connection.in_transaction
     await store.put_device("hub", "kept", DOC, if_match=None)
@@ -72,10 +72,10 @@ async def test_a_reader_held_across_an_await_does_not_block_other_reads(
     await store.put_device("hub", "r", DOC, if_match=None)
     engine = store.engine
     async with engine.connect() as held:
-        assert engine._reader_busy
+        assert engine._reader._lent
         assert (await store.get_device("hub", "r")) is not None  # a pooled connection
-        assert held is engine._reader
-    assert not engine._reader_busy
+        assert held is engine._reader._conn
+    assert not engine._reader._lent
 
 
 @pytest.mark.parametrize("value", [
@@ -108,7 +108,9 @@ async def test_checkpoints_run_on_their_own_thread(tmp_path: Path) -> None:
         writer_pages = None
         for i in range(checkpointer.every * 3):
             await store.put_device("hub", f"d{i}", DOC, if_match=None)
-            writer_pages = writer_pages or store.engine._writer.sync_connection.exec_driver_sql(
+            writer = store.engine._writer._conn
+            assert writer is not None
+            writer_pages = writer_pages or writer.sync_connection.exec_driver_sql(
                 "PRAGMA wal_autocheckpoint").scalar()
         assert writer_pages == BACKSTOP_PAGES  # commits no longer checkpoint by themselves
         for _ in range(100):

@@ -186,10 +186,8 @@ class LoopSqliteEngine:
                  ) -> None:
         self.sync_engine = sync_engine
         self.checkpointer = checkpointer
-        self._reader: LoopConnection | None = None
-        self._reader_busy = False
-        self._writer: LoopConnection | None = None
-        self._writer_busy = False
+        self._reader = _SharedConnection(sync_engine)
+        self._writer = _SharedConnection(sync_engine)
 
     @property
     def dialect(self) -> Dialect:
@@ -200,77 +198,98 @@ class LoopSqliteEngine:
         return self.sync_engine.url
 
     def connect(self) -> _ReadScope:
-        return _ReadScope(self)
+        return _ReadScope(self._reader)
 
     def begin(self) -> _WriteScope:
         """A transaction committed on a clean exit, rolled back otherwise. When another
         process holds the write lock (SQLite answers "busy" at once: the connection's
         busy_timeout is 0), wait for it with ``asyncio.sleep`` so every other device keeps
         being served meanwhile."""
-        return _WriteScope(self)
-
-    def _shared(self, which: str) -> LoopConnection:
-        conn: LoopConnection | None = getattr(self, which)
-        if conn is None or conn.sync_connection.closed:
-            conn = LoopConnection(self.sync_engine.connect())
-            setattr(self, which, conn)
-        return conn
+        return _WriteScope(self._writer, self.checkpointer)
 
     async def dispose(self) -> None:
         if self.checkpointer is not None:
             self.checkpointer.stop()
-        for which in ("_reader", "_writer"):
-            conn = getattr(self, which)
-            if conn is not None:
-                conn.sync_connection.close()
-                setattr(self, which, None)
+        self._reader.close()
+        self._writer.close()
         self.sync_engine.dispose()
+
+
+class _SharedConnection:
+    """One long-lived connection lent to one caller at a time; while it is lent, callers get
+    a pooled connection instead (closed when they give it back)."""
+
+    __slots__ = ("_conn", "_engine", "_lent")
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._conn: LoopConnection | None = None
+        self._lent = False
+
+    def acquire(self) -> tuple[LoopConnection, bool]:
+        """The connection, and whether it is a pooled one."""
+        if self._lent:
+            return LoopConnection(self._engine.connect()), True
+        conn = self._conn
+        if conn is None or conn.sync_connection.closed:
+            conn = self._conn = LoopConnection(self._engine.connect())
+        self._lent = True
+        return conn, False
+
+    def release(self, conn: LoopConnection, pooled: bool) -> None:
+        if pooled:
+            conn.sync_connection.close()
+        else:
+            self._lent = False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.sync_connection.close()
+            self._conn = None
 
 
 class _ReadScope:
     """``async with engine.connect()``: the shared reader, or a pooled one while it is held.
     A class rather than ``@asynccontextmanager``: it is entered on every store read."""
 
-    __slots__ = ("_engine", "_pooled")
+    __slots__ = ("_conn", "_pooled", "_shared")
 
-    def __init__(self, engine: LoopSqliteEngine) -> None:
-        self._engine = engine
-        self._pooled: Connection | None = None
+    def __init__(self, shared: _SharedConnection) -> None:
+        self._shared = shared
+        self._conn: LoopConnection | None = None
+        self._pooled = False
 
     async def __aenter__(self) -> LoopConnection:
-        engine = self._engine
-        if engine._reader_busy:
-            self._pooled = engine.sync_engine.connect()
-            return LoopConnection(self._pooled)
-        conn = engine._shared("_reader")
-        engine._reader_busy = True
-        return conn
+        self._conn, self._pooled = self._shared.acquire()
+        return self._conn
 
     async def __aexit__(self, *exc: object) -> None:
         # no rollback: SQLite never began a transaction, and an in-memory database shares
         # its one connection with a writer whose transaction a rollback would end
-        if self._pooled is not None:
-            self._pooled.close()
-        else:
-            self._engine._reader_busy = False
+        assert self._conn is not None
+        self._shared.release(self._conn, self._pooled)
+        self._conn = None
 
 
 class _WriteScope:
     """``async with engine.begin()``: ``BEGIN IMMEDIATE`` on the shared writer (or a pooled
     connection while it is held), ``COMMIT`` on a clean exit, ``ROLLBACK`` otherwise."""
 
-    __slots__ = ("_conn", "_engine", "_pooled")
+    __slots__ = ("_checkpointer", "_conn", "_pooled", "_shared")
 
-    def __init__(self, engine: LoopSqliteEngine) -> None:
-        self._engine = engine
-        self._pooled = False
+    def __init__(self, shared: _SharedConnection, checkpointer: WalCheckpointer | None
+                 ) -> None:
+        self._shared = shared
+        self._checkpointer = checkpointer
         self._conn: LoopConnection | None = None
+        self._pooled = False
 
     async def __aenter__(self) -> LoopConnection:
         deadline = time.monotonic() + WRITE_WAIT_S
         delay = 0.0005
         while True:
-            conn = self._acquire()
+            conn, self._pooled = self._shared.acquire()
+            self._conn = conn
             try:
                 conn.sync_connection.connection.driver_connection.execute("BEGIN IMMEDIATE")
                 return conn
@@ -295,32 +314,17 @@ class _WriteScope:
                 except BaseException:
                     _end(sync, "ROLLBACK")
                     raise
-                if self._engine.checkpointer is not None:
-                    self._engine.checkpointer.committed()
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             else:
                 _end(sync, "ROLLBACK")
         finally:
             self._release()
 
-    def _acquire(self) -> LoopConnection:
-        engine = self._engine
-        if engine._writer_busy:
-            self._pooled = True
-            self._conn = LoopConnection(engine.sync_engine.connect())
-        else:
-            self._pooled = False
-            self._conn = engine._shared("_writer")
-            engine._writer_busy = True
-        return self._conn
-
     def _release(self) -> None:
-        if self._conn is None:
-            return
-        if self._pooled:
-            self._conn.sync_connection.close()
-        else:
-            self._engine._writer_busy = False
-        self._conn = None
+        if self._conn is not None:
+            self._shared.release(self._conn, self._pooled)
+            self._conn = None
 
 
 def _end(sync: Connection, verb: str) -> None:
