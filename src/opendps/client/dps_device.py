@@ -76,15 +76,21 @@ def parse_response(packet: Publish) -> DpsResponse | None:
         return None
     params = dict(urllib.parse.parse_qsl(query, keep_blank_values=True))
     retry = params.get("retry-after")
-    try:
-        body = json.loads(packet.payload) if packet.payload.strip() else None
-    except ValueError:
-        body = None
     return DpsResponse(int(status_text), params.get("$rid", ""),
-                       float(retry) if retry and retry.isdigit() else None, body)
+                       float(retry) if retry and retry.isdigit() else None,
+                       response_body(packet.payload))
 
 
-def _error(response: DpsResponse, what: str) -> ProvisioningError:
+def response_body(payload: bytes) -> Any:
+    """An answer's JSON body; None when it is empty or not JSON (the status still counts)."""
+    try:
+        return json.loads(payload) if payload.strip() else None
+    except ValueError:
+        return None
+
+
+def response_error(response: DpsResponse, what: str) -> ProvisioningError:
+    """The ``ProvisioningError`` for an error answer: its ``errorCode`` and ``message``."""
     body = response.body if isinstance(response.body, dict) else {}
     code = body.get("errorCode")
     message = body.get("message") or f"{what} answered {response.status}"
@@ -183,7 +189,7 @@ class DpsDeviceClient:
             if response.status < 300:
                 return response
             if response.status < 429:
-                raise _error(response, what)
+                raise response_error(response, what)
             await self._pause(response)
 
     async def _pause(self, response: DpsResponse) -> None:

@@ -33,23 +33,31 @@ from ...protocol.mqtt import (
     SubAck,
     Subscribe,
 )
-from ..dps_device import API_VERSION, CLIENT_VERSION, DEFAULT_RETRY_AFTER, ProvisioningError
+from ..dps_device import (
+    API_VERSION,
+    CLIENT_VERSION,
+    DEFAULT_RETRY_AFTER,
+    RESPONSE_PREFIX,
+    DpsResponse,
+    ProvisioningError,
+    response_body,
+    response_error,
+)
 from ..mqtt_session import DEFAULT_KEEP_ALIVE, ConnectionLost, ConnectRefused, MqttError
 from ..tls_client import open_tls
 from ..tls_client_context import TlsClientContext
 
 __all__ = ["MqttRegistration", "parse_response_topic"]
 
-_RES = "$dps/registrations/res/"
 _SUBSCRIBE_ID = 1  # publishes take theirs from the codec, which never hands out one in flight
 
 
 def parse_response_topic(topic: str) -> tuple[int, str, float | None] | None:
     """``$dps/registrations/res/{status}/?$rid={rid}[&retry-after=N]`` → (status, rid,
     retry-after); None for any other topic."""
-    if not topic.startswith(_RES):
+    if not topic.startswith(RESPONSE_PREFIX):
         return None
-    status, sep, query = topic[len(_RES):].partition("/?")
+    status, sep, query = topic[len(RESPONSE_PREFIX):].partition("/?")
     if not sep or not status.isdigit():
         return None
     rid, retry = "", None
@@ -60,18 +68,6 @@ def parse_response_topic(topic: str) -> tuple[int, str, float | None] | None:
         elif name == "retry-after" and value.isdigit():
             retry = float(value)
     return int(status), rid, retry
-
-
-class _DpsResponse:
-    __slots__ = ("body", "retry_after", "status")
-
-    def __init__(self, status: int, retry_after: float | None, payload: bytes) -> None:
-        self.status = status
-        self.retry_after = retry_after
-        try:
-            self.body: Any = json.loads(payload) if payload.strip() else None
-        except ValueError:
-            self.body = None
 
 
 class _DpsMqttProtocol(asyncio.Protocol):
@@ -87,7 +83,7 @@ class _DpsMqttProtocol(asyncio.Protocol):
         self._rid = ""
         self._pid = 0
         self._acked = False
-        self._response: _DpsResponse | None = None
+        self._response: DpsResponse | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -117,7 +113,8 @@ class _DpsMqttProtocol(asyncio.Protocol):
             self.send(PubAck(packet.packet_id))
         parsed = parse_response_topic(packet.topic)
         if parsed is not None and parsed[1] == self._rid and self._response is None:
-            self._response = _DpsResponse(parsed[0], parsed[2], packet.payload)
+            self._response = DpsResponse(parsed[0], parsed[1], parsed[2],
+                                         response_body(packet.payload))
             self._answer_ready()
 
     def _answer_ready(self) -> None:
@@ -268,27 +265,19 @@ class MqttRegistration:
                                             "operation status")
 
     async def _exchange(self, mqtt: _DpsMqttProtocol, prefix: str, query: str, body: bytes,
-                        what: str) -> _DpsResponse:
+                        what: str) -> DpsResponse:
         """One request; a 429/5xx answer is re-sent after ``retry-after``."""
         while True:
             self._rid += 1
             rid = str(self._rid)
-            response: _DpsResponse = await mqtt.request(f"{prefix}?$rid={rid}{query}", body, rid)
+            response: DpsResponse = await mqtt.request(f"{prefix}?$rid={rid}{query}", body, rid)
             if response.status < 300:
                 return response
             if response.status != 429 and response.status < 500:
-                raise _error(response, what)
+                raise response_error(response, what)
             await _pause(response)
 
 
-def _error(response: _DpsResponse, what: str) -> ProvisioningError:
-    body = response.body if isinstance(response.body, dict) else {}
-    code = body.get("errorCode")
-    message = body.get("message") or f"{what} answered {response.status}"
-    return ProvisioningError(f"{code or response.status}: {message}", status=response.status,
-                             error_code=code if isinstance(code, int) else None)
-
-
-async def _pause(response: _DpsResponse) -> None:
+async def _pause(response: DpsResponse) -> None:
     await asyncio.sleep(response.retry_after if response.retry_after is not None
                         else DEFAULT_RETRY_AFTER)
