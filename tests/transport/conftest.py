@@ -11,6 +11,7 @@ import pytest
 
 from opendps.transport.tls_transport import start_tls_server
 
+from .loops import both_loops
 from .pki_files import DeviceFiles, PkiFiles, make_pki
 
 
@@ -18,13 +19,7 @@ from .pki_files import DeviceFiles, PkiFiles, make_pki
 def pytest_asyncio_loop_factories(config: pytest.Config,
                                   item: pytest.Item) -> Mapping[str, Callable[[], object]]:
     """``opendps serve`` runs on uvloop; tests and the SDKs' fakes on the stdlib loop."""
-    factories: dict[str, Callable[[], object]] = {"asyncio": asyncio.new_event_loop}
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return factories
-    factories["uvloop"] = uvloop.new_event_loop
-    return factories
+    return both_loops()
 
 
 @pytest.fixture(scope="session")

@@ -3,26 +3,20 @@ loop its fallback), against the real TLS listener and a real ``opendps serve``."
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
 
 from opendps.client.tls_client_context import TlsClientContext
+from transport.loops import both_loops
 from transport.pki_files import PkiFiles, make_pki
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_asyncio_loop_factories(config: pytest.Config,
                                   item: pytest.Item) -> Mapping[str, Callable[[], object]]:
-    factories: dict[str, Callable[[], object]] = {"asyncio": asyncio.new_event_loop}
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover
-        return factories
-    factories["uvloop"] = uvloop.new_event_loop
-    return factories
+    return both_loops()
 
 
 @pytest.fixture(scope="session")
