@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from integration.servers import ServerProcess, start_server
+from opendps.cli.serve import run_forever
 from opendps.client.service import DpsServiceClient
 
 DEVICES = 200
@@ -102,3 +103,29 @@ def test_floor_server_answers(tmp_path: Path, server: ServerProcess) -> None:
             assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:
         floor.stop()
+
+
+def _serve_loop() -> str:
+    """The event loop class ``opendps serve`` runs on here."""
+    seen: list[str] = []
+
+    async def probe() -> None:
+        loop = asyncio.get_running_loop()
+        seen.append(f"{type(loop).__module__}.{type(loop).__qualname__}")
+
+    run_forever(probe())
+    return seen[0]
+
+
+def test_floor_server_runs_on_opendps_loop(tmp_path: Path, server: ServerProcess) -> None:
+    """A floor on a slower event loop than opendps's would flatter every ratio to it."""
+    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
+    import references
+
+    cert, key = references.tls_files(server.data_dir, tmp_path / "ref")
+    floor = references.start_floor(cert, key, tmp_path / "ref")
+    try:
+        log = (tmp_path / "ref" / "floor.log").read_text()
+    finally:
+        floor.stop()
+    assert f"(loop {_serve_loop()})" in log, log
