@@ -86,23 +86,31 @@ def test_idle_short(server: ServerProcess) -> None:
     assert result["open_after_hold"] == 50
 
 
-def test_floor_server_answers(tmp_path: Path, server: ServerProcess) -> None:
-    """The floor reference must complete registrations too, or its ratio means nothing."""
+@pytest.fixture
+def floor(tmp_path: Path, server: ServerProcess) -> Iterator[tuple[Any, Path]]:
+    """The floor reference on the server's certificate, and the log it writes."""
     sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
     import references
 
-    cert, key = references.tls_files(server.data_dir, tmp_path / "ref")
-    floor = references.start_floor(cert, key, tmp_path / "ref")
+    ref = tmp_path / "ref"
+    cert, key = references.tls_files(server.data_dir, ref)
+    started = references.start_floor(cert, key, ref)
     try:
-        for transport in ("https", "mqtt"):
-            proc = subprocess.run(
-                [sys.executable, "-m", "opendps", "bench", "register", "--transport", transport,
-                 "--devices", "20", "--poll-immediately", "--data-dir", str(server.data_dir),
-                 "--connect-host", floor.host, "--json"],
-                capture_output=True, text=True, timeout=60, check=False)
-            assert proc.returncode == 0, proc.stdout + proc.stderr
+        yield started, ref / "floor.log"
     finally:
-        floor.stop()
+        started.stop()
+
+
+def test_floor_server_answers(server: ServerProcess, floor: tuple[Any, Path]) -> None:
+    """The floor reference must complete registrations too, or its ratio means nothing."""
+    reference, _ = floor
+    for transport in ("https", "mqtt"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "opendps", "bench", "register", "--transport", transport,
+             "--devices", "20", "--poll-immediately", "--data-dir", str(server.data_dir),
+             "--connect-host", reference.host, "--json"],
+            capture_output=True, text=True, timeout=60, check=False)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def _serve_loop() -> str:
@@ -117,15 +125,8 @@ def _serve_loop() -> str:
     return seen[0]
 
 
-def test_floor_server_runs_on_opendps_loop(tmp_path: Path, server: ServerProcess) -> None:
+def test_floor_server_runs_on_opendps_loop(floor: tuple[Any, Path]) -> None:
     """A floor on a slower event loop than opendps's would flatter every ratio to it."""
-    sys.path.insert(0, str(Path(__file__).parents[2] / "bench"))
-    import references
-
-    cert, key = references.tls_files(server.data_dir, tmp_path / "ref")
-    floor = references.start_floor(cert, key, tmp_path / "ref")
-    try:
-        log = (tmp_path / "ref" / "floor.log").read_text()
-    finally:
-        floor.stop()
-    assert f"(loop {_serve_loop()})" in log, log
+    _, log = floor
+    text = log.read_text()
+    assert f"(loop {_serve_loop()})" in text, text
