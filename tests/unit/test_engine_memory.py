@@ -49,14 +49,60 @@ async def test_the_poll_after_a_register_reads_no_operation(env, monkeypatch) ->
     polled = await engine.operation_status(req, reply.body["operationId"])
     assert polled.status == 200 and polled.body["status"] == "assigned"
     assert reads == [0]
-    # another instance on the same store has nothing in memory and reads it
+    # another instance on the same store has nothing in memory: it answers from the
+    # registration record, which holds its operation; no row of its own was written
     other = ProvisioningEngine(store, Directory(store, hub), id_scope=engine.id_scope)
     again = await other.operation_status(req, reply.body["operationId"])
-    assert again.body == polled.body and reads == [1]
+    assert again.status == 200 and again.body == polled.body and reads == [0]
+    assert await get_operation(reply.body["operationId"]) is None
     # a remembered operation is still only the registration's own
     stranger = _req("dev-2", sas.derive_device_key(key, "dev-2"))
     with pytest.raises(DpsError) as caught:
         await engine.operation_status(stranger, reply.body["operationId"])
+    assert caught.value.code is ErrorCode.OPERATION_NOT_FOUND
+
+
+async def _both_instances(store, hub, engine, req):  # type: ignore[no-untyped-def]
+    """The poll answered by the registering engine (from memory) and by a fresh one."""
+    reply = await engine.register(req)
+    mine = await engine.operation_status(req, reply.body["operationId"])
+    other = ProvisioningEngine(store, Directory(store, hub), id_scope=engine.id_scope)
+    theirs = await other.operation_status(req, reply.body["operationId"])
+    return reply.body["operationId"], mine, theirs
+
+
+async def test_a_failed_outcome_reads_back_the_same_from_the_record(env) -> None:  # type: ignore[no-untyped-def]
+    """Disabled (stored as "disabled", shown as "failed") and a hub that is not linked."""
+    store, hub, engine = env
+    doc = await _enroll(store, {"enrollmentGroupId": "off", "provisioningStatus": "disabled",
+                                "attestation": {"type": "symmetricKey"}}, "group")
+    key = doc["attestation"]["symmetricKey"]["primaryKey"]
+    _, mine, theirs = await _both_instances(
+        store, hub, engine, _req("d-off", sas.derive_device_key(key, "d-off")))
+    assert (await store.get_registration("d-off")).doc["status"] == "disabled"
+    assert mine.body["status"] == "failed" and mine.body["registrationState"]["status"] == "failed"
+    assert theirs.status == mine.status == 200 and theirs.body == mine.body
+    ind = await _enroll(store, {"registrationId": "nh", "iotHubs": ["elsewhere.local"],
+                                "attestation": {"type": "symmetricKey"}})
+    _, mine, theirs = await _both_instances(
+        store, hub, engine, _req("nh", ind["attestation"]["symmetricKey"]["primaryKey"]))
+    assert mine.body["registrationState"]["errorCode"] == 400210
+    assert theirs.body == mine.body
+
+
+async def test_only_the_latest_operation_of_a_registration_is_kept(env) -> None:  # type: ignore[no-untyped-def]
+    """A registration again replaces the record, and its operation with it: the earlier one
+    is found only where it is still in memory."""
+    store, hub, engine = env
+    key = await _group(store)
+    req = _req("dev-1", sas.derive_device_key(key, "dev-1"))
+    first, _, _ = await _both_instances(store, hub, engine, req)
+    second, _, theirs = await _both_instances(store, hub, engine, req)
+    assert theirs.body["operationId"] == second != first
+    assert (await engine.operation_status(req, first)).status == 200  # still in memory
+    other = ProvisioningEngine(store, Directory(store, hub), id_scope=engine.id_scope)
+    with pytest.raises(DpsError) as caught:
+        await other.operation_status(req, first)
     assert caught.value.code is ErrorCode.OPERATION_NOT_FOUND
 
 
