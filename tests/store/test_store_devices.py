@@ -32,6 +32,14 @@ async def test_device_etags(store: Store) -> None:
     assert await store.get_device(HUB, "d") == second
 
 
+async def test_add_twin_stores_only_the_first(store: Store) -> None:
+    first = await store.add_twin(HUB, "t", {"v": 1})
+    assert first is not None and first.doc == {"v": 1}
+    assert await store.add_twin(HUB, "t", {"v": 2}) is None
+    assert await store.get_twin(HUB, "t") == first
+    assert (await store.add_twin("other.example.net", "t", {"v": 3})) is not None
+
+
 async def test_delete_device_removes_twin(store: Store) -> None:
     with pytest.raises(NotFound):
         await store.delete_device(HUB, "gone", if_match=None)

@@ -6,7 +6,6 @@ import base64
 import os
 from typing import Any
 
-from ..protocol.hub_models import empty_twin
 from ..protocol.ids import token_hex
 from ..protocol.timefmt import format_utc, utc_now
 from ..store.interface import EtagMismatch, NotFound, Store, StoredDoc
@@ -76,8 +75,8 @@ class DeviceRegistry:
             raise RegistryError(412, "PreconditionFailed", "the etag does not match") from None
         except NotFound:
             raise RegistryError(404, "DeviceNotFound", f"device {device_id} not found") from None
-        if previous is None:  # a deleted device's twin went with it: start a fresh one
-            await self.store.put_twin(self.host_name, device_id, empty_twin(), if_match=None)
+        # no twin row: a new device's twin is unwritten until something writes it (twins.py),
+        # and a deleted device's row went with it
         return stored
 
     async def delete(self, device_id: str, if_match: str | None) -> None:

@@ -11,6 +11,10 @@ from ..store.interface import EtagMismatch, Store, StoredDoc
 from .bus import EventBus, desired_channel
 
 MAX_CAS_ATTEMPTS = 50
+# The etag of a twin nobody has written yet (IoT Hub's own for a version-1 twin). A new
+# device's twin is not stored until something writes it: reads show ``empty_twin()``, and
+# every registration of a new device writes one row (and its pages) fewer.
+UNWRITTEN_ETAG = "AAAAAAAAAAE="
 
 
 class TwinNotFound(Exception):
@@ -24,7 +28,16 @@ class TwinService:
         self.bus = bus
 
     async def get(self, device_id: str) -> StoredDoc | None:
-        return await self.store.get_twin(self.host_name, device_id)
+        """The device's twin; an unwritten one when it has none stored yet. None: no such
+        device."""
+        stored = await self.store.get_twin(self.host_name, device_id)
+        if stored is not None:
+            return stored
+        device = await self.store.get_device(self.host_name, device_id)
+        if device is None:
+            return None
+        return StoredDoc(key=device_id, doc=empty_twin(), etag=UNWRITTEN_ETAG,
+                         created=device.created, updated=device.created)
 
     async def _update(
         self, device_id: str, change: Callable[[dict[str, Any]], dict[str, Any]],
@@ -32,17 +45,22 @@ class TwinService:
     ) -> StoredDoc:
         """Read-modify-write with compare-and-swap, so concurrent patches never lose one."""
         for _ in range(MAX_CAS_ATTEMPTS):
-            current = await self.get(device_id)
+            current = await self.store.get_twin(self.host_name, device_id)
             if current is None:
                 if await self.store.get_device(self.host_name, device_id) is None:
                     raise TwinNotFound(device_id)
-                base, etag = empty_twin(), None
+                base, etag, shown = empty_twin(), None, UNWRITTEN_ETAG
             else:
-                base, etag = current.doc, current.etag
-                if if_match not in (None, "*") and if_match != etag:
-                    raise EtagMismatch(device_id)
+                base, etag, shown = current.doc, current.etag, current.etag
+            if if_match not in (None, "*") and if_match != shown:
+                raise EtagMismatch(device_id)
             doc = change(dict(base))
             doc["version"] = base.get("version", 1) + 1
+            if etag is None:  # the first write: only if nobody else's got there first
+                added = await self.store.add_twin(self.host_name, device_id, doc)
+                if added is not None:
+                    return added
+                continue
             try:
                 return await self.store.put_twin(self.host_name, device_id, doc,
                                                  if_match=etag)

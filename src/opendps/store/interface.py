@@ -191,6 +191,11 @@ class Store(Protocol):
         """Compare-and-swap on the etag; callers loop on EtagMismatch for read-modify-write."""
         ...
 
+    async def add_twin(self, hub: str, device_id: str, doc: dict[str, Any]) -> StoredDoc | None:
+        """Store the first version of a twin; None when one is stored already (another
+        writer was first: read it and try again). A new device has no twin row until then."""
+        ...
+
     # -- telemetry ------------------------------------------------------------------------------
     async def append_event(
         self, hub: str, device_id: str, enqueued: datetime, body: bytes,

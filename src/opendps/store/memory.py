@@ -261,6 +261,11 @@ class MemoryStore:
     ) -> StoredDoc:
         return self._twins.put((hub, device_id), device_id, doc, if_match)
 
+    async def add_twin(self, hub: str, device_id: str, doc: dict[str, Any]) -> StoredDoc | None:
+        if self._twins.get((hub, device_id)) is not None:
+            return None
+        return self._twins.put((hub, device_id), device_id, doc, None)
+
     # -- CA certificates --------------------------------------------------------------------
     async def get_ca_certificate(self, name: str) -> StoredDoc | None:
         return self._ca_certificates.get(fold(name))

@@ -439,6 +439,12 @@ class SqlStore:
         async with self._write() as conn:
             return await sqldocs.put(conn, t.twins, ident, device_id, {}, doc, if_match)
 
+    @translate
+    async def add_twin(self, hub: str, device_id: str, doc: dict[str, Any]) -> StoredDoc | None:
+        ident = {"hub": hub, "device_id": device_id}
+        async with self._write() as conn:
+            return await sqldocs.add(conn, t.twins, ident, device_id, doc)
+
     # -- CA certificates --------------------------------------------------------------------
     @translate
     async def get_ca_certificate(self, name: str) -> StoredDoc | None:

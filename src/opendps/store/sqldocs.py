@@ -64,14 +64,16 @@ def _upsert_statement(dialect: Any, table: sa.Table, keys: tuple[str, ...],
                       changes: tuple[str, ...], inserted: tuple[str, ...]) -> Any:
     """``INSERT ... ON CONFLICT (keys) DO UPDATE SET changes RETURNING created`` as one
     typed text statement, which SQLAlchemy caches (its ``insert()`` variants with ``ON
-    CONFLICT`` are never cached). The syntax is the same on SQLite and PostgreSQL."""
+    CONFLICT`` are never cached). The syntax is the same on SQLite and PostgreSQL. No
+    ``changes``: ``DO NOTHING``, which returns no row when the key is taken."""
     q = dialect.identifier_preparer.quote
     names = (*keys, *changes, *inserted)
     has_created = "created" in table.c
+    action = ("DO UPDATE SET " + ", ".join(f"{q(n)} = excluded.{q(n)}" for n in changes)
+              if changes else "DO NOTHING")
     sql = (f"INSERT INTO {q(table.name)} ({', '.join(q(n) for n in names)}) "
            f"VALUES ({', '.join(':v_' + n for n in names)}) "
-           f"ON CONFLICT ({', '.join(q(n) for n in keys)}) DO UPDATE SET "
-           + ", ".join(f"{q(n)} = excluded.{q(n)}" for n in changes)
+           f"ON CONFLICT ({', '.join(q(n) for n in keys)}) {action}"
            + (" RETURNING created" if has_created else ""))
     stmt = sa.text(sql).bindparams(
         *(sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in names))
@@ -148,6 +150,19 @@ async def put(
     if created is None:
         await _missing(conn, table, ident)
     return StoredDoc(key=key, doc=load_json(text), etag=etag, created=created, updated=now)
+
+
+async def add(
+    conn: AsyncConnection, table: sa.Table, ident: Mapping[str, Any], key: str,
+    doc: dict[str, Any],
+) -> StoredDoc | None:
+    """Insert ``doc`` at ``ident`` unless a row is there; None when one is."""
+    now, etag = utcnow(), new_etag()
+    text = dump_json(doc)
+    inserted = {"doc": Serialized(text), "etag": etag, "updated": now, "created": now}
+    if await _upsert(conn, table, ident, {}, inserted) is None:
+        return None
+    return StoredDoc(key=key, doc=load_json(text), etag=etag, created=now, updated=now)
 
 
 async def delete(
