@@ -32,6 +32,14 @@ async def test_device_etags(store: Store) -> None:
     assert await store.get_device(HUB, "d") == second
 
 
+async def test_add_device_stores_only_the_first(store: Store) -> None:
+    first = await store.add_device(HUB, "n", {"v": 1})
+    assert first is not None and first.doc == {"v": 1}
+    assert await store.add_device(HUB, "n", {"v": 2}) is None
+    assert await store.get_device(HUB, "n") == first
+    assert await store.add_device(HUB, "N", {"v": 3}) is not None  # IDs are case-sensitive
+
+
 async def test_add_twin_stores_only_the_first(store: Store) -> None:
     first = await store.add_twin(HUB, "t", {"v": 1})
     assert first is not None and first.doc == {"v": 1}

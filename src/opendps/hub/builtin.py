@@ -65,19 +65,10 @@ class BuiltinHub:
         return await self.registry.get(device_id) is not None
 
     async def create_or_update_device(self, spec: DeviceSpec) -> bool:
+        if spec.fresh and await self.registry.add(spec.device_id, _identity(spec, {})):
+            return False  # created: no read first
         previous = await self.registry.get(spec.device_id)
-        body: dict[str, Any] = dict(previous.doc) if previous else {}
-        if spec.auth_type == "sas":
-            body["authentication"] = {"type": "sas", "symmetricKey": {
-                "primaryKey": spec.primary_key, "secondaryKey": spec.secondary_key}}
-        elif spec.auth_type == "selfSigned":
-            thumbs = [*spec.thumbprints, None, None]
-            body["authentication"] = {"type": "selfSigned", "x509Thumbprint": {
-                "primaryThumbprint": thumbs[0], "secondaryThumbprint": thumbs[1]}}
-        else:
-            body["authentication"] = {"type": "certificateAuthority"}
-        body["capabilities"] = {"iotEdge": spec.iot_edge}
-        body.setdefault("status", "enabled")
+        body = _identity(spec, dict(previous.doc) if previous else {})
         await self.registry.put(spec.device_id, body, None, previous=previous)
         return previous is not None
 
@@ -99,3 +90,20 @@ class BuiltinHub:
         """Finish storing queued telemetry (its senders get their answer); call before the
         store closes. New telemetry is refused from here on."""
         await self.telemetry.close()
+
+
+def _identity(spec: DeviceSpec, body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` (the stored identity, or empty) with the authentication and capabilities DPS
+    asks for."""
+    if spec.auth_type == "sas":
+        body["authentication"] = {"type": "sas", "symmetricKey": {
+            "primaryKey": spec.primary_key, "secondaryKey": spec.secondary_key}}
+    elif spec.auth_type == "selfSigned":
+        thumbs = [*spec.thumbprints, None, None]
+        body["authentication"] = {"type": "selfSigned", "x509Thumbprint": {
+            "primaryThumbprint": thumbs[0], "secondaryThumbprint": thumbs[1]}}
+    else:
+        body["authentication"] = {"type": "certificateAuthority"}
+    body["capabilities"] = {"iotEdge": spec.iot_edge}
+    body.setdefault("status", "enabled")
+    return body

@@ -79,6 +79,11 @@ class DeviceRegistry:
         # and a deleted device's row went with it
         return stored
 
+    async def add(self, device_id: str, body: dict[str, Any]) -> StoredDoc | None:
+        """Create the identity unless one exists (None then: read it and ``put``)."""
+        return await self.store.add_device(self.host_name, device_id,
+                                           normalise_device(device_id, body, None))
+
     async def delete(self, device_id: str, if_match: str | None) -> None:
         try:
             await self.store.delete_device(self.host_name, device_id, if_match=if_match)

@@ -9,6 +9,7 @@ removed from the old hub."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ class Assignment:
         hub = choice.hub
         if current is None:
             await self._register(hub, device_id, attested, _initial_twin(enrollment, choice),
-                                 reset=False)
+                                 reset=False, fresh=previous is None)
             substatus = wire.INITIAL_ASSIGNMENT
         else:
             substatus = await self._move(current, current_device or device_id, hub, device_id,
@@ -112,9 +113,13 @@ class Assignment:
                        {"fingerprint": fingerprint, "hubHistory": history[-10:]})
 
     async def _register(self, hub: str, device_id: str, attested: Any,
-                        twin: tuple[dict, dict] | None, *, reset: bool) -> None:
+                        twin: tuple[dict, dict] | None, *, reset: bool,
+                        fresh: bool = False) -> None:
         port = self._port(hub)
-        existed = await port.create_or_update_device(attested.device_spec(device_id))
+        spec = attested.device_spec(device_id)
+        if fresh:
+            spec = dataclasses.replace(spec, fresh=True)
+        existed = await port.create_or_update_device(spec)
         if twin is not None and (reset or not existed):
             await port.apply_initial_twin(device_id, *twin)
 

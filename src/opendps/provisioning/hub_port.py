@@ -17,6 +17,9 @@ class DeviceSpec:
     # "sas" | "selfSigned" (thumbprints) | "certificateAuthority"
     auth_type: str = "sas"
     thumbprints: tuple[str, ...] = ()
+    # no registration record puts the device in this hub: a hub may try creating the
+    # identity before reading it (a new device then costs one statement, not two)
+    fresh: bool = False
 
 
 class HubPort(Protocol):

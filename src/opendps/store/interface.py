@@ -177,6 +177,11 @@ class Store(Protocol):
         self, hub: str, device_id: str, doc: dict[str, Any], *, if_match: str | None
     ) -> StoredDoc: ...
 
+    async def add_device(self, hub: str, device_id: str, doc: dict[str, Any]
+                         ) -> StoredDoc | None:
+        """Create an identity; None when one is stored already (``add_twin``'s rule)."""
+        ...
+
     async def delete_device(self, hub: str, device_id: str, *, if_match: str | None) -> None:
         """Deletes the identity and its twin."""
         ...

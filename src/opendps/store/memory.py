@@ -261,6 +261,12 @@ class MemoryStore:
     ) -> StoredDoc:
         return self._twins.put((hub, device_id), device_id, doc, if_match)
 
+    async def add_device(self, hub: str, device_id: str, doc: dict[str, Any]
+                         ) -> StoredDoc | None:
+        if self._devices.get((hub, device_id)) is not None:
+            return None
+        return self._devices.put((hub, device_id), device_id, doc, None)
+
     async def add_twin(self, hub: str, device_id: str, doc: dict[str, Any]) -> StoredDoc | None:
         if self._twins.get((hub, device_id)) is not None:
             return None

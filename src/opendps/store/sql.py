@@ -409,6 +409,13 @@ class SqlStore:
             return await sqldocs.put(conn, t.devices, ident, device_id, {}, doc, if_match)
 
     @translate
+    async def add_device(self, hub: str, device_id: str, doc: dict[str, Any]
+                         ) -> StoredDoc | None:
+        ident = {"hub": hub, "device_id": device_id}
+        async with self._write() as conn:
+            return await sqldocs.add(conn, t.devices, ident, device_id, doc)
+
+    @translate
     async def delete_device(self, hub: str, device_id: str, *, if_match: str | None) -> None:
         ident = {"hub": hub, "device_id": device_id}
         async with self._write() as conn:
