@@ -45,25 +45,23 @@ class TwinService:
     ) -> StoredDoc:
         """Read-modify-write with compare-and-swap, so concurrent patches never lose one."""
         for _ in range(MAX_CAS_ATTEMPTS):
-            current = await self.store.get_twin(self.host_name, device_id)
+            current = await self.get(device_id)
             if current is None:
-                if await self.store.get_device(self.host_name, device_id) is None:
-                    raise TwinNotFound(device_id)
-                base, etag, shown = empty_twin(), None, UNWRITTEN_ETAG
-            else:
-                base, etag, shown = current.doc, current.etag, current.etag
-            if if_match not in (None, "*") and if_match != shown:
+                raise TwinNotFound(device_id)
+            if if_match not in (None, "*") and if_match != current.etag:
                 raise EtagMismatch(device_id)
+            base = current.doc
             doc = change(dict(base))
             doc["version"] = base.get("version", 1) + 1
-            if etag is None:  # the first write: only if nobody else's got there first
+            # a stored etag is hex, never the unwritten one
+            if current.etag == UNWRITTEN_ETAG:  # the first write: unless another came first
                 added = await self.store.add_twin(self.host_name, device_id, doc)
                 if added is not None:
                     return added
                 continue
             try:
                 return await self.store.put_twin(self.host_name, device_id, doc,
-                                                 if_match=etag)
+                                                 if_match=current.etag)
             except EtagMismatch:
                 if if_match not in (None, "*"):
                     raise

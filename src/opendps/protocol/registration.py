@@ -29,6 +29,15 @@ def public_state(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if not k.startswith("_")}
 
 
+def device_state(doc: dict[str, Any]) -> dict[str, Any]:
+    """``public_state`` as a device sees it: ``failed`` for a disabled enrollment, never
+    ``disabled`` (§8.4)."""
+    state = public_state(doc)
+    if state.get("status") == DISABLED:
+        state["status"] = FAILED
+    return state
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceRegistration:
     registration_id: str | None

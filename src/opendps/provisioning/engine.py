@@ -58,11 +58,8 @@ def _new_operation_id() -> str:
 
 
 def operation_from_record(operation_id: str, record: dict[str, Any]) -> dict[str, Any]:
-    """The final operation of the registration that wrote ``record``, as ``_finish`` built it:
-    the device sees ``failed`` for a disabled enrollment, and never ``disabled`` (§8.4)."""
-    state = wire.public_state(record)
-    if state.get("status") == wire.DISABLED:
-        state["status"] = wire.FAILED
+    """The final operation of the registration that wrote ``record``, as ``_finish`` built it."""
+    state = wire.device_state(record)
     status = wire.ASSIGNED if state.get("status") == wire.ASSIGNED else wire.FAILED
     return wire.operation_status(operation_id, status, state)
 
@@ -160,7 +157,7 @@ class ProvisioningEngine:
             async with self.store.unit():
                 state, status = await self._assign(req, attested, payload, operation_id)
                 operation = wire.operation_status(operation_id, status,
-                                                  wire.public_state(state))
+                                                  wire.device_state(state))
                 if row:
                     await self.store.put_operation(operation_id, key, operation)
             self._remember(operation_id, operation)
@@ -193,7 +190,7 @@ class ProvisioningEngine:
         self, req: RegistrationRequest, attested: Attested | X509Attested, payload: Any,
         operation_id: str,
     ) -> tuple[dict[str, Any], str]:
-        """Do the whole registration; return (registrationState, device-visible status)."""
+        """Do the whole registration; return (the record's state, device-visible status)."""
         now = self._clock()
         enrollment = attested.enrollment
         reg_id = req.registration_id
@@ -209,7 +206,7 @@ class ProvisioningEngine:
                 status=wire.DISABLED, error_code=int(ErrorCode.DEVICE_DISABLED),
                 error_message="The enrollment for this device is disabled", **common)
             await self._record(reg_id, state, attested, None, None, operation_id)
-            return dict(state, status=wire.FAILED), wire.FAILED
+            return state, wire.FAILED
         try:
             outcome = await self.assignment.run(
                 registration_id=reg_id, attested=attested, payload=payload,
@@ -280,7 +277,4 @@ class ProvisioningEngine:
         stored = await self.store.get_registration(registration_key(req.registration_id))
         if stored is None:
             raise DpsError(ErrorCode.REGISTRATION_NOT_FOUND, "Registration not found")
-        doc = wire.public_state(stored.doc)
-        if doc.get("status") == wire.DISABLED:
-            doc["status"] = wire.FAILED
-        return Reply(200, doc)
+        return Reply(200, wire.device_state(stored.doc))

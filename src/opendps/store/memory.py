@@ -80,6 +80,10 @@ class _DocTable:
         self.rows[ident] = _Row(stored, dict(index or {}))
         return dataclasses.replace(stored, doc=copy_json(stored.doc))
 
+    def add(self, ident: Any, key: str, doc: dict[str, Any]) -> StoredDoc | None:
+        """``put`` unless a row is there (None then)."""
+        return None if ident in self.rows else self.put(ident, key, doc, None)
+
     def delete(self, ident: Any, if_match: str | None) -> None:
         self._check(ident, "*" if if_match is None else if_match)
         del self.rows[ident]
@@ -263,14 +267,10 @@ class MemoryStore:
 
     async def add_device(self, hub: str, device_id: str, doc: dict[str, Any]
                          ) -> StoredDoc | None:
-        if self._devices.get((hub, device_id)) is not None:
-            return None
-        return self._devices.put((hub, device_id), device_id, doc, None)
+        return self._devices.add((hub, device_id), device_id, doc)
 
     async def add_twin(self, hub: str, device_id: str, doc: dict[str, Any]) -> StoredDoc | None:
-        if self._twins.get((hub, device_id)) is not None:
-            return None
-        return self._twins.put((hub, device_id), device_id, doc, None)
+        return self._twins.add((hub, device_id), device_id, doc)
 
     # -- CA certificates --------------------------------------------------------------------
     async def get_ca_certificate(self, name: str) -> StoredDoc | None:
