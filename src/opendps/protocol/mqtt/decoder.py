@@ -161,12 +161,26 @@ def _decode_connack(flags: int, r: _Reader) -> ConnAck:
     return ConnAck(bool(ack_flags), ConnAckCode(return_code))
 
 
-def _decode_publish(flags: int, r: _Reader) -> Publish:
+def _decode_publish(flags: int, body: bytes) -> Publish:
+    """Straight from the bytes rather than through ``_Reader``: a telemetry message is one
+    PUBLISH, and the reader's calls were half its decoding. The checks are the reader's."""
     qos = flags >> 1 & 3
-    topic = r.string("topic name")
+    end = 2 + (body[0] << 8 | body[1]) if len(body) >= 2 else 2
+    if end + (2 if qos else 0) > len(body):
+        raise MqttProtocolError("PUBLISH ends in the middle of a field")
+    try:
+        topic = body[2:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise MqttProtocolError("topic name is not valid UTF-8") from None
+    if "\x00" in topic:
+        raise MqttProtocolError(f"topic name: {string_problem(topic)}")
     _check(topic_name_problem(topic))
-    packet_id = r.packet_id() if qos else None
-    return Publish(topic, r.rest(), qos, packet_id, retain=bool(flags & 1), dup=bool(flags & 8))
+    packet_id = None
+    if qos:
+        packet_id = body[end] << 8 | body[end + 1]
+        _check(packet_id_problem(packet_id))
+        end += 2
+    return Publish(topic, body[end:], qos, packet_id, retain=bool(flags & 1), dup=bool(flags & 8))
 
 
 def _decode_id_only(cls: type[_IdOnly]) -> Callable[[int, _Reader], Packet]:
@@ -228,7 +242,6 @@ def _decode_empty(cls: type[PingReq | PingResp | Disconnect]) -> Callable[[int, 
 _DECODERS: dict[PacketType, Callable[[int, _Reader], Packet]] = {
     PacketType.CONNECT: _decode_connect,
     PacketType.CONNACK: _decode_connack,
-    PacketType.PUBLISH: _decode_publish,
     PacketType.PUBACK: _decode_id_only(PubAck),
     PacketType.PUBREC: _decode_id_only(PubRec),
     PacketType.PUBREL: _decode_id_only(PubRel),
@@ -243,18 +256,24 @@ _DECODERS: dict[PacketType, Callable[[int, _Reader], Packet]] = {
 }
 
 
+# by type code, so the hot path indexes a tuple instead of calling the enum (0, 15: reserved)
+_TYPES = tuple(PacketType(c) if 0 < c < 15 else None for c in range(16))
+_FLAGS = tuple(REQUIRED_FLAGS.get(t) if t is not None else None for t in _TYPES)
+_DECODER_OF = tuple(_DECODERS.get(t) if t is not None else None for t in _TYPES)
+
+
 def _packet_type(first_byte: int) -> tuple[PacketType, int]:
     """Type and flags of a fixed header, rejected from its first byte when it can be."""
     code, flags = first_byte >> 4, first_byte & 0x0F
-    if code in (0, 15):
+    packet_type = _TYPES[code]
+    if packet_type is None:
         raise MqttProtocolError(f"packet type {code} is reserved")
-    packet_type = PacketType(code)
     if packet_type is PacketType.PUBLISH:
         if flags & 0b0110 == 0b0110:
             raise MqttProtocolError("PUBLISH with QoS 3 (§3.3.1-4)")
         if flags & 0b1000 and not flags & 0b0110:
             raise MqttProtocolError("QoS 0 PUBLISH with DUP set (§3.3.1-2)")
-    elif flags != REQUIRED_FLAGS[packet_type]:
+    elif flags != _FLAGS[code]:
         raise MqttProtocolError(
             f"{packet_type.name} has fixed-header flags {flags:04b}, "
             f"must be {REQUIRED_FLAGS[packet_type]:04b} (§2.2.2)"
@@ -325,4 +344,6 @@ class Decoder:
         if body is None:
             return None
         buffer.commit()
-        return _DECODERS[packet_type](flags, _Reader(body, packet_type.name))
+        if packet_type is PacketType.PUBLISH:
+            return _decode_publish(flags, body)
+        return _DECODER_OF[first >> 4](flags, _Reader(body, packet_type.name))  # type: ignore[misc]

@@ -203,4 +203,6 @@ def encode(packet: Packet) -> bytes:
         raise TypeError(f"not an MQTT packet: {packet!r}")
     flags, body = encoder(packet)
     first = packet.packet_type << 4 | flags
+    if len(body) < 128:  # a one-byte remaining length: every acknowledgement, most packets
+        return bytes((first, len(body))) + body
     return bytes((first,)) + encode_remaining_length(len(body)) + body

@@ -29,12 +29,19 @@ from .packets import (
 )
 
 
-class Role(Enum):
+class _Member(Enum):
+    """Members are singletons compared by identity, so hashing by identity is consistent;
+    ``Enum.__hash__`` hashes the name in Python, and every packet looks up a tuple of three."""
+
+    __hash__ = object.__hash__
+
+
+class Role(_Member):
     CLIENT = "client"
     SERVER = "server"
 
 
-class ConnectionState(Enum):
+class ConnectionState(_Member):
     AWAIT_CONNECT = auto()  # nothing yet: the client must speak first, with CONNECT
     CONNECTING = auto()  # CONNECT went through, CONNACK has not
     CONNECTED = auto()  # CONNACK accepted the session
@@ -42,12 +49,12 @@ class ConnectionState(Enum):
     CLOSED = auto()  # nothing more may be sent or received
 
 
-class Direction(Enum):
+class Direction(_Member):
     SEND = "send"
     RECEIVE = "receive"
 
 
-class Verdict(Enum):
+class Verdict(_Member):
     """Triggers that are not a packet type on their own."""
 
     CONNACK_REFUSED = auto()  # a ConnAck whose return code is not ACCEPTED
