@@ -33,7 +33,7 @@ class Settings:
     dps_host_name: str = "localhost"
     hub_host_names: tuple[str, ...] = ("localhost",)
     retry_after: int = 3 * SECONDS
-    telemetry_keep: int = 10_000  # newest events kept per hub (trimmed every keep/100 events)
+    telemetry_keep: int = 10_000  # newest events kept per hub (trimmed every keep/10 events)
     # NORMAL survives a killed process; FULL also survives power loss, at a cost per write
     sqlite_synchronous: str = "NORMAL"
     mqtt_connect_timeout: int = 30 * SECONDS

@@ -164,14 +164,16 @@ async def test_session_sends_no_puback_for_unstored_telemetry() -> None:
 async def test_the_log_is_trimmed_every_slack_events_not_every_batch() -> None:
     store = CountingStore()
     tel = TelemetryIntake(store, HUB, EventBus(), keep=1000)
-    assert tel.slack == 10
+    assert tel.slack == 100
     sizes = []
-    for i in range(1100):  # one at a time: a batch per message
+    for i in range(1400):  # one at a time: a batch per message
         await tel.accept("dev", b"%d" % i, {}, {})
         sizes.append(len(await store.events_after(HUB, 0, device_id=None, limit=2000)))
-    # never more than keep + slack, trimmed back to keep on every tenth message
+    # never more than keep + slack, trimmed back to keep on every hundredth message
     assert max(sizes) == 1000 + tel.slack - 1
-    assert sizes[-1] <= 1000 + tel.slack and sizes.count(1000) >= 9
+    assert [i + 1 for i, size in enumerate(sizes) if size == 1000] == [1000, 1100, 1200, 1300,
+                                                                        1400]
     newest = await store.events_after(HUB, 0, device_id=None, limit=2000)
-    assert newest[-1].body == b"1099"
+    assert newest[-1].body == b"1399" and newest[0].body == b"400"
     await tel.close()
+
