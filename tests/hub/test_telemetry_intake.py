@@ -177,3 +177,26 @@ async def test_the_log_is_trimmed_every_slack_events_not_every_batch() -> None:
     assert newest[-1].body == b"1399" and newest[0].body == b"400"
     await tel.close()
 
+
+async def test_handle_now_submits_telemetry_within_the_in_flight_bound_only() -> None:
+    from opendps.transport.hub_session import MAX_IN_FLIGHT
+
+    store = CountingStore()
+    hs, out = session(store)
+    taken = [hs.handle_now(telemetry(i)) for i in range(1, MAX_IN_FLIGHT + 2)]
+    # the last slot is left to on_packet, which waits for room instead
+    assert taken == [True] * (MAX_IN_FLIGHT - 1) + [False, False]
+    assert not hs.handle_now(Publish("$iothub/twin/GET/?$rid=1", b"", 1, 99))  # not telemetry
+    await hs._settle()
+    assert out.sent == [PubAck(i) for i in range(1, MAX_IN_FLIGHT)]
+    assert store.batches == [["dev"] * (MAX_IN_FLIGHT - 1)]
+
+
+async def test_handle_now_declines_once_a_message_was_lost() -> None:
+    store = CountingStore()
+    hs, out = session(store)
+    store.fail_next = 1
+    assert hs.handle_now(telemetry(1))
+    await hs._settle()
+    assert out.closed == "telemetry not stored"
+    assert not hs.handle_now(telemetry(2)) and out.sent == []

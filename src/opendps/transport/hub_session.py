@@ -120,13 +120,27 @@ class HubSession:
         self.out.publish(hub_topics.desired_patch_topic(version),
                          json.dumps(patch, separators=(",", ":")).encode(), qos=0)
 
+    def handle_now(self, packet: Publish) -> bool:
+        """Telemetry that fits in flight is submitted at once (``Session``); what would
+        have to wait for room, like everything else, goes through ``on_packet``."""
+        if self._lost or packet.qos == 2 or len(self._in_flight) >= MAX_IN_FLIGHT - 1:
+            return False
+        bag = hub_topics.telemetry_bag(packet.topic, self.device_id)
+        if bag is None:
+            return False
+        self._submit(packet, bag)
+        return True
+
     async def _telemetry(self, packet: Publish, bag: str) -> None:
+        self._submit(packet, bag)
+        if len(self._in_flight) >= MAX_IN_FLIGHT:
+            await asyncio.wait([self._in_flight[0][0]])
+
+    def _submit(self, packet: Publish, bag: str) -> None:
         system, app = hub_topics.parse_property_bag(bag)
         done = self.hub.telemetry.submit(self.device_id, packet.payload, system, app)
         self._in_flight.append((done, packet))
         done.add_done_callback(self._acknowledge)
-        if len(self._in_flight) >= MAX_IN_FLIGHT:
-            await asyncio.wait([self._in_flight[0][0]])
 
     def _acknowledge(self, _done: object = None) -> None:
         """PUBACK the stored messages at the head of the line, in order. A message that was

@@ -22,6 +22,11 @@ class Outbox(Protocol):
 
 
 class Session(Protocol):
+    """Packets arrive one at a time, each after the last one's ``on_packet`` has returned.
+    A session may also define ``handle_now(packet: Publish) -> bool``: called instead, while
+    nothing is pending, for a PUBLISH it can finish without awaiting; False hands it to
+    ``on_packet`` as usual."""
+
     async def on_connect(self, packet: Connect) -> int:
         """Return the CONNACK return code (0 accepts)."""
         ...
