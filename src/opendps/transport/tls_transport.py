@@ -17,6 +17,7 @@ from typing import Any
 from cryptography import x509
 from OpenSSL import SSL
 
+from . import tls_bio
 from .tls import TlsConfig
 
 __all__ = ["HANDSHAKE_TIMEOUT", "TlsServerProtocol", "TlsTransport", "start_tls_server"]
@@ -27,6 +28,7 @@ CHUNK = 64 * 1024  # largest single read from either side of the TLS object
 # Plaintext per SSL_write of a large write: 3 full records, whose ciphertext fits one CHUNK.
 WRITE_SLICE = 3 * 16 * 1024
 _Buffer = bytes | bytearray | memoryview
+_BIO_SIZES = tls_bio.available  # else ask by catching WantReadError, as pyOpenSSL means it
 
 # asyncio.BaseEventLoop.sendfile() needs this to fall back to write() for a TLS transport.
 try:
@@ -142,6 +144,8 @@ class TlsServerProtocol(asyncio.Protocol):
                 self._fail(exc)
                 return
             self._app.data_received(data)
+            if _BIO_SIZES and not tls_bio.incoming(conn) and not conn.pending():
+                break  # nothing left to decrypt: skip the recv that would only raise
         self._flush()  # KeyUpdate answers and the like
 
     def _peer_closed(self) -> None:
@@ -156,8 +160,11 @@ class TlsServerProtocol(asyncio.Protocol):
         """Move whatever OpenSSL queued (records, alerts, tickets) to the socket."""
         raw, conn = self._raw, self._conn
         while True:
+            size = min(tls_bio.outgoing(conn), CHUNK) if _BIO_SIZES else CHUNK
+            if not size:
+                return
             try:
-                data = conn.bio_read(CHUNK)
+                data = conn.bio_read(size)
             except SSL.WantReadError:  # empty: bio_read raises rather than return b""
                 return
             if raw is not None and not raw.is_closing():
