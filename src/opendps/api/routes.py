@@ -31,6 +31,14 @@ _COLL = r"(?P<collection>enrollments|enrollmentgroups)"
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     (method, re.compile(pattern, re.IGNORECASE), handler)
     for method, pattern, handler in [
+        # DPS device API first: a registration storm is most of the traffic, and each route
+        # tried before the right one is a regex match per request (no two routes overlap)
+        ("PUT", rf"^/(?P<scope>{_SEG})/registrations/(?P<registration_id>{_SEG})/register$",
+         device.register),
+        ("GET", rf"^/(?P<scope>{_SEG})/registrations/(?P<registration_id>{_SEG})/operations/"
+                rf"(?P<operation_id>{_SEG})$", device.operation_status),
+        ("POST", rf"^/(?P<scope>{_SEG})/registrations/(?P<registration_id>{_SEG})$",
+         device.registration_status),
         # DPS service API
         ("POST", rf"^/{_COLL}/query$", enrollments.query),
         ("POST", rf"^/{_COLL}/(?P<id>{_SEG})/attestationmechanism$",
@@ -42,13 +50,6 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         ("POST", rf"^/registrations/(?P<id>{_SEG})/query$", registrations.query),
         ("GET", rf"^/registrations/(?P<id>{_SEG})$", registrations.get),
         ("DELETE", rf"^/registrations/(?P<id>{_SEG})$", registrations.delete),
-        # DPS device API
-        ("PUT", rf"^/(?P<scope>{_SEG})/registrations/(?P<registration_id>{_SEG})/register$",
-         device.register),
-        ("GET", rf"^/(?P<scope>{_SEG})/registrations/(?P<registration_id>{_SEG})/operations/"
-                rf"(?P<operation_id>{_SEG})$", device.operation_status),
-        ("POST", rf"^/(?P<scope>{_SEG})/registrations/(?P<registration_id>{_SEG})$",
-         device.registration_status),
         # hub registry API
         ("GET", r"^/devices/?$", hub_registry.list_devices),
         ("GET", rf"^/devices/(?P<id>{_SEG})$", hub_registry.get_device),
