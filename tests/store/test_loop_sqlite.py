@@ -72,10 +72,41 @@ async def test_a_reader_held_across_an_await_does_not_block_other_reads(
     await store.put_device("hub", "r", DOC, if_match=None)
     engine = store.engine
     async with engine.connect() as held:
-        assert engine._reader._lent
-        assert (await store.get_device("hub", "r")) is not None  # a pooled connection
-        assert held is engine._reader._conn
-    assert not engine._reader._lent
+        assert held is engine._writer._conn  # no transaction holds the writer: reads use it
+        assert engine._writer._lent
+        async with engine.connect() as second:
+            assert second is engine._reader._conn
+            assert (await store.get_device("hub", "r")) is not None  # a pooled connection
+    assert not engine._reader._lent and not engine._writer._lent
+
+
+async def test_reads_after_a_commit_keep_the_writers_page_cache(store: SqlStore) -> None:
+    """The writer's cache is current after its own commit; the reader's is dropped whenever
+    the WAL moves. Reads go to the writer while no transaction holds it, so a read after a
+    registration's commit finds its pages in memory, and a read while a transaction is open
+    goes to the reader and sees only what is committed."""
+    engine = store.engine
+    await store.put_device("hub", "before", DOC, if_match=None)
+    async with engine.connect() as after_commit:
+        assert after_commit is engine._writer._conn
+        assert not after_commit.sync_connection.connection.driver_connection.in_transaction
+    assert await store.get_device("hub", "before") is not None
+    async with store.unit():
+        await store.put_device("hub", "open", DOC, if_match=None)
+        # the writer is in a transaction: a read outside it uses the reader, and does not
+        # see the uncommitted row
+        async with engine.connect() as outside:
+            assert outside is engine._reader._conn
+        assert await _committed(store, "open") is False
+    assert await _committed(store, "open") is True
+    assert not engine._reader._lent and not engine._writer._lent
+
+
+async def _committed(store: SqlStore, device_id: str) -> bool:
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(sa.text("SELECT count(*) FROM devices WHERE device_id = :d"),
+                                   {"d": device_id})).all()
+    return bool(rows[0][0])
 
 
 @pytest.mark.parametrize("value", [

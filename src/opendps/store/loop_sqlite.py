@@ -137,11 +137,14 @@ class LoopConnection:
         return self.sync_connection.dialect
 
     async def execute(self, statement: Any, parameters: Any = None) -> Any:
-        if statement.get_execution_options().get(PLANNED) and isinstance(
-                parameters, dict | list | None):
-            plan = _PLANS.get(id(statement))
-            if plan is None:
+        # a statement planned before is known by identity: asking SQLAlchemy for its
+        # execution options again costs more than a primary-key read's Python side
+        plan = _PLANS.get(id(statement))
+        if plan is None or plan.statement is not statement:
+            plan = None
+            if statement.get_execution_options().get(PLANNED):
                 plan = _PLANS[id(statement)] = _Plan(statement, self.dialect)
+        if plan is not None and isinstance(parameters, dict | list | None):
             dbapi = self.sync_connection.connection.driver_connection
             try:
                 if isinstance(parameters, list):
@@ -198,7 +201,11 @@ class LoopSqliteEngine:
         return self.sync_engine.url
 
     def connect(self) -> _ReadScope:
-        return _ReadScope(self._reader)
+        # the writer's own page cache is current after its own commit, while any other
+        # connection must drop its whole cache and re-read pages once the WAL has moved: so a
+        # read uses the writer whenever no transaction holds it
+        writer = self._writer
+        return _ReadScope(self._reader if writer._lent else writer)
 
     def begin(self) -> _WriteScope:
         """A transaction committed on a clean exit, rolled back otherwise. When another
