@@ -24,6 +24,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import _server
 import references
+import rounds
 
 from opendps.client.loadgen import (
     DeviceFleet,
@@ -83,12 +84,14 @@ class Bench:
         assert ref is not None
         return RegisterTarget(host, self.info["idScope"], connect_host=ref.host), ref.pids
 
+    def service(self) -> DpsServiceClient:
+        return DpsServiceClient.from_connection_string(self.info["serviceConnectionString"],
+                                                       ca_file=self.info["caCertificate"])
+
     async def fleet(self, attestation: str, where: str) -> DeviceFleet:
         fleet = DeviceFleet.new(attestation, self.info["caCertificate"])
         if where == "opendps":
-            async with DpsServiceClient.from_connection_string(
-                    self.info["serviceConnectionString"],
-                    ca_file=self.info["caCertificate"]) as svc:
+            async with self.service() as svc:
                 await fleet.create_group(svc)
         return fleet
 
@@ -101,10 +104,28 @@ class Bench:
         load.devices, load.rate = devices, rate
         result = await run_register(target, load, fleet, server_pids=pids, first=50)
         fleet.cleanup()
+        if where == "opendps":
+            # every phase and round meets one symmetric-key group, not the ones before it
+            # (a device's key is tried against each group until one matches)
+            async with self.service() as svc:
+                await svc.delete_enrollment_group(fleet.group_id)
         self.results[name] = result
-        print(f"{name}: {result['registrations_per_s']} reg/s, p99 {result['p99_ms']} ms, "
-              f"errors {result['errors']}", file=sys.stderr, flush=True)
+        print(f"{name}: {result['registrations_per_s']} reg/s, "
+              f"{result.get('server_cpu_ms_per_registration')} ms CPU, p99 {result['p99_ms']} "
+              f"ms, errors {result['errors']}", file=sys.stderr, flush=True)
         return result
+
+    async def register_rounds(self, kind: str, wheres: list[str], transport: str,
+                              attestation: str, devices: int) -> None:
+        """``--rounds`` turns of opendps and its references, in ABBA order (rounds.py)."""
+        wheres = [w for w in wheres if w == "opendps" or self.refs.get(w)]
+        per: dict[str, list[dict[str, Any]]] = {w: [] for w in wheres}
+        for i in range(self.args.rounds):
+            for where in rounds.order(wheres, i):
+                per[where].append(await self.register(f"{kind}-{where}", where, transport,
+                                                      attestation, devices))
+        for where, results in per.items():
+            self.results[f"{kind}-{where}"] = rounds.merge(results)
 
     async def hub_devices(self, where: str, count: int) -> tuple[HubTarget, list[int],
                                                                  list[HubDevice]]:
@@ -122,14 +143,12 @@ class Bench:
 
     async def run(self) -> None:
         a = self.args
-        for where in ("opendps", "floor", "nginx"):
-            if where == "opendps" or self.refs.get(where):
-                await self.register(f"https-sk-{where}", where, "https", "symmetric-key",
-                                    a.devices)
-        for where in ("opendps", "floor"):
-            await self.register(f"mqtt-sk-{where}", where, "mqtt", "symmetric-key", a.devices)
-        for where in ("opendps", "floor"):
-            await self.register(f"https-x509-{where}", where, "https", "x509", a.devices // 2)
+        await self.register_rounds("https-sk", ["opendps", "floor", "nginx"], "https",
+                                   "symmetric-key", a.devices)
+        await self.register_rounds("mqtt-sk", ["opendps", "floor"], "mqtt", "symmetric-key",
+                                   a.devices)
+        await self.register_rounds("https-x509", ["opendps", "floor"], "https", "x509",
+                                   a.devices // 2)
         for transport in ("https", "mqtt"):
             peak = self.results[f"{transport}-sk-opendps"]["registrations_per_s"]
             half = max(1.0, peak / 2)
@@ -150,6 +169,17 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}" if a and b else "–"
 
 
+def _round_ratio(ours: dict[str, Any], theirs: dict[str, Any], key: str) -> str:
+    value = rounds.ratio(ours, theirs, key)
+    if value is None:
+        return "–"
+    per_round = [a[key] / b[key] for a, b in zip(ours.get("rounds", ()), theirs.get("rounds", ()),
+                                                  strict=False) if a.get(key) and b.get(key)]
+    if len(per_round) < 2:
+        return f"{value:.2f}"
+    return f"{value:.2f} ({min(per_round):.2f}–{max(per_round):.2f})"
+
+
 def table(r: dict[str, dict[str, Any]]) -> str:
     """Figure | opendps | reference | ratio | target."""
     def g(name: str, key: str) -> float | None:
@@ -158,17 +188,21 @@ def table(r: dict[str, dict[str, Any]]) -> str:
     rows: list[tuple[str, Any, str, Any, str, str]] = []
     for kind, label in (("https-sk", "HTTPS symmetric key"), ("mqtt-sk", "MQTT symmetric key"),
                         ("https-x509", "HTTPS X.509 group")):
-        ours = g(f"{kind}-opendps", "registrations_per_s")
+        mine = r.get(f"{kind}-opendps", {})
+        ours = mine.get("registrations_per_s")
         for ref in ("floor", "nginx"):
             if f"{kind}-{ref}" in r:
                 theirs = g(f"{kind}-{ref}", "registrations_per_s")
                 target = "≥ 0.6" if ref == "floor" and "sk" in kind else ""
                 rows.append((f"{label}: registrations/s", ours, ref, theirs,
-                             _ratio(ours, theirs), target))
-        cpu = g(f"{kind}-opendps", "server_cpu_ms_per_registration")
+                             _round_ratio(mine, r[f"{kind}-{ref}"], "registrations_per_s"),
+                             target))
+        cpu = mine.get("server_cpu_ms_per_registration")
         floor_cpu = g(f"{kind}-floor", "server_cpu_ms_per_registration")
         rows.append((f"{label}: server CPU ms/registration", cpu, "floor", floor_cpu,
-                     _ratio(cpu, floor_cpu), "≤ 2 ms" if "sk" in kind else ""))
+                     _round_ratio(mine, r.get(f"{kind}-floor", {}),
+                                  "server_cpu_ms_per_registration"),
+                     "≤ 2 ms" if "sk" in kind else ""))
         if ours:
             rows.append((f"{label}: registrations/s vs one Azure unit", ours, "Azure S1 unit",
                          AZURE_PER_UNIT, _ratio(ours, AZURE_PER_UNIT),
@@ -237,6 +271,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
                         help="opendps serve --workers (default: the number of cores, as "
                              "deployed for throughput; CPU is summed over every process)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run each registration phase and its references this many "
+                             "times in turns (ABBA); figures are medians, ratios the median "
+                             "of per-round ratios")
     parser.add_argument("--latency-seconds", type=float, default=10.0)
     parser.add_argument("--telemetry-devices", type=int, default=100)
     parser.add_argument("--telemetry-seconds", type=float, default=10.0)
