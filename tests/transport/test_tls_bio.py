@@ -67,6 +67,7 @@ async def test_records_are_read_without_an_exception_per_record(
         assert await reader.readexactly(len(message)) == message
     if bio_sizes:
         assert empty_reads == []
-    else:  # the fallback: one empty recv and one empty flush per record, and still correct
-        assert empty_reads.count("recv") >= 20 and empty_reads.count("bio_read") >= 20
+    else:  # the fallback: one empty recv per record, and still correct (the answer's own
+        # flush reads a BIO that holds it, so no empty bio_read)
+        assert empty_reads.count("recv") >= 20 and empty_reads.count("bio_read") == 0
     writer.close()

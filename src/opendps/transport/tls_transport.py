@@ -29,6 +29,7 @@ CHUNK = 64 * 1024  # largest single read from either side of the TLS object
 WRITE_SLICE = 3 * 16 * 1024
 _Buffer = bytes | bytearray | memoryview
 _BIO_SIZES = tls_bio.available  # else ask by catching WantReadError, as pyOpenSSL means it
+TLS1_3 = getattr(SSL, "TLS1_3_VERSION", 0x304)
 
 # asyncio.BaseEventLoop.sendfile() needs this to fall back to write() for a TLS transport.
 try:
@@ -43,8 +44,8 @@ class TlsServerProtocol(asyncio.Protocol):
     """The raw-socket side: handshake, then decrypt into and encrypt for the app protocol."""
 
     __slots__ = ("_app", "_app_factory", "_chain", "_closing", "_conn", "_error",
-                 "_handshake_timeout", "_pending", "_pending_size", "_raw", "_read_paused",
-                 "_timer")
+                 "_handshake_timeout", "_held", "_pending", "_pending_size", "_raw",
+                 "_read_paused", "_timer")
 
     def __init__(self, app_factory: Callable[[], asyncio.BaseProtocol], context: SSL.Context,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
@@ -62,6 +63,8 @@ class TlsServerProtocol(asyncio.Protocol):
         # plaintext written during this loop iteration, encrypted together at its end
         self._pending: list[bytes] | None = None
         self._pending_size = 0
+        # TLS 1.3's session tickets, queued in the BIO until something else is sent
+        self._held = False
 
     # -- raw transport events ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -123,7 +126,14 @@ class TlsServerProtocol(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self._flush()  # our Finished (1.2) or the session tickets (1.3) go before any app data
+        if self._conn.get_protocol_version() == TLS1_3:
+            # What OpenSSL queued on finishing is two session tickets, which resume nothing
+            # here (no cache, no ticket keys) and which no client waits for: they stay in
+            # the BIO and leave with the first answer (or the close_notify), one segment and
+            # one system call fewer per connection. A TLS 1.2 server's Finished must go now.
+            self._held = True
+        else:
+            self._flush()
         self._app = self._app_factory()
         self._app.connection_made(TlsTransport(self))
         self._read()  # the segment that finished the handshake may carry application data
@@ -146,7 +156,8 @@ class TlsServerProtocol(asyncio.Protocol):
             self._app.data_received(data)
             if _BIO_SIZES and not tls_bio.incoming(conn) and not conn.pending():
                 break  # nothing left to decrypt: skip the recv that would only raise
-        self._flush()  # KeyUpdate answers and the like
+        if not self._held and self._pending is None:
+            self._flush()  # KeyUpdate answers and the like (pending writes flush it too)
 
     def _peer_closed(self) -> None:
         if self._closing:
@@ -158,6 +169,7 @@ class TlsServerProtocol(asyncio.Protocol):
 
     def _flush(self) -> None:
         """Move whatever OpenSSL queued (records, alerts, tickets) to the socket."""
+        self._held = False
         raw, conn = self._raw, self._conn
         while True:
             size = min(tls_bio.outgoing(conn), CHUNK) if _BIO_SIZES else CHUNK
