@@ -105,3 +105,15 @@ def test_parser_fuzz_fields_in_any_order(fields: dict[str, str]) -> None:
         sas.parse(text)
     except sas.SasError:
         pass
+
+
+_ESCAPED = st.lists(st.one_of(
+    st.sampled_from(["%", "%2F", "%2f", "%2B", "%3D", "%3d", "%C3%A9", "%E2%82%AC", "%ZZ", "%4",
+                     "%00", "%7F", "%80", "%ff", "+", "/", "é"]),
+    st.text(max_size=4)), max_size=10).map("".join)
+
+
+@given(_ESCAPED)
+def test_percent_decoding_is_unquotes(text: str) -> None:
+    # the fast path for ASCII escapes must agree with urllib's unquote on everything
+    assert sas._pct_decode(text) == urllib.parse.unquote(text)

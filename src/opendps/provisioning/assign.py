@@ -27,10 +27,23 @@ INTERNAL = "_opendps"  # bookkeeping inside the stored record, never shown
 
 def allocation_fingerprint(enrollment: EnrollmentView, policy: str) -> str:
     """What, when it changes, makes a registered device move on its next registration."""
-    doc = enrollment.doc
-    relevant = {"policy": policy, "hubs": sorted(h.lower() for h in enrollment.iot_hubs),
-                "custom": doc.get("customAllocationDefinition")}
-    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    custom = enrollment.doc.get("customAllocationDefinition")
+    hubs = tuple(enrollment.iot_hubs)
+    if custom is None:  # the usual case: a pure function of two hashables, remembered
+        known = _FINGERPRINTS.get((policy, hubs))
+        if known is not None:
+            return known
+    relevant = {"policy": policy, "hubs": sorted(h.lower() for h in hubs), "custom": custom}
+    fingerprint = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
+    if custom is None:
+        if len(_FINGERPRINTS) >= 1024:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[(policy, hubs)] = fingerprint
+    return fingerprint
+
+
+# (policy, the enrollment's hubs as listed) -> fingerprint; a handful of entries in practice
+_FINGERPRINTS: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 @dataclass(frozen=True, slots=True)
