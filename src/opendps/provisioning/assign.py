@@ -10,6 +10,7 @@ removed from the old hub."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -30,20 +31,18 @@ def allocation_fingerprint(enrollment: EnrollmentView, policy: str) -> str:
     custom = enrollment.doc.get("customAllocationDefinition")
     hubs = tuple(enrollment.iot_hubs)
     if custom is None:  # the usual case: a pure function of two hashables, remembered
-        known = _FINGERPRINTS.get((policy, hubs))
-        if known is not None:
-            return known
+        return _plain_fingerprint(policy, hubs)
+    return _fingerprint(policy, hubs, custom)
+
+
+def _fingerprint(policy: str, hubs: tuple[str, ...], custom: Any) -> str:
     relevant = {"policy": policy, "hubs": sorted(h.lower() for h in hubs), "custom": custom}
-    fingerprint = hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
-    if custom is None:
-        if len(_FINGERPRINTS) >= 1024:
-            _FINGERPRINTS.clear()
-        _FINGERPRINTS[(policy, hubs)] = fingerprint
-    return fingerprint
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:16]
 
 
-# (policy, the enrollment's hubs as listed) -> fingerprint; a handful of entries in practice
-_FINGERPRINTS: dict[tuple[str, tuple[str, ...]], str] = {}
+@functools.lru_cache(maxsize=1024)
+def _plain_fingerprint(policy: str, hubs: tuple[str, ...]) -> str:
+    return _fingerprint(policy, hubs, None)
 
 
 @dataclass(frozen=True, slots=True)
