@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 import pytest
 
@@ -72,3 +73,16 @@ async def test_nested_units_join_the_outer_one(sql_store: SqlStore) -> None:
                 await sql_store.put_device("hub", "d1", DOC, if_match=None)
             raise RuntimeError("outer fails after the inner block ended")
     assert await sql_store.get_device("hub", "d1") is None
+
+
+async def test_a_unit_finds_its_task_once(sql_store: SqlStore,
+                                          loop_lookups: Counter[str]) -> None:
+    """Every store call checks that it runs in the unit's own task; with the loop the unit
+    kept, that check makes no ``getpid`` system call on Python 3.11."""
+    async with sql_store.unit():
+        for n in range(5):
+            await sql_store.put_device("hub", f"d{n}", {"deviceId": f"d{n}"}, if_match=None)
+            assert await sql_store.get_device("hub", f"d{n}") is not None
+    assert loop_lookups == {"opendps.store.sql.current_task": 1}
+    for n in range(5):
+        assert await sql_store.get_device("hub", f"d{n}") is not None

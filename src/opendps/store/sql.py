@@ -108,11 +108,14 @@ def _event(row: sa.Row[Any]) -> TelemetryEvent:
 class _Unit:
     """A transaction shared by the store calls of one task (``SqlStore.unit``)."""
 
-    __slots__ = ("conn", "owner", "scope")
+    __slots__ = ("conn", "loop", "owner", "scope")
 
     def __init__(self) -> None:
         # tasks created inside the unit copy the context variable; only the owner joins
-        self.owner = asyncio.current_task()
+        self.owner = owner = asyncio.current_task()
+        # every store call asks who is running; with the loop given, Python 3.11 skips the
+        # ``getpid`` system call that finding the running loop costs
+        self.loop = owner.get_loop() if owner is not None else None
         self.scope: AbstractAsyncContextManager[AsyncConnection] | None = None
         self.conn: AsyncConnection | None = None
 
@@ -130,7 +133,7 @@ _UNIT: ContextVar[_Unit | None] = ContextVar("opendps_store_unit", default=None)
 
 def _owned_unit() -> _Unit | None:
     unit = _UNIT.get()
-    if unit is None or unit.owner is not asyncio.current_task():
+    if unit is None or unit.owner is not asyncio.current_task(unit.loop):
         return None
     return unit
 

@@ -63,20 +63,21 @@ class MqttEndpoint:
         # an asyncio.Queue, whose loop checks and waiter bookkeeping cost more per packet
         self._queue: deque[Packet | ConnectionClosed] = deque()
         self._wakeup: asyncio.Future[None] | None = None
-        self._worker = asyncio.ensure_future(self._run())
+        # asked for once: on Python 3.11 every ``asyncio.get_running_loop()`` (and so every
+        # ``ensure_future`` or ``current_task()`` without a loop) is a ``getpid`` system call
+        self._loop = loop = asyncio.get_running_loop()
+        self._worker = loop.create_task(self._run())
         self._timer: asyncio.TimerHandle | None = None
         self._paused = False
         self._transport_gone = False
         self.closed = False
-        self._connect_deadline = asyncio.get_running_loop().call_later(
-            connect_timeout, self._no_connect)
+        self._connect_deadline = loop.call_later(connect_timeout, self._no_connect)
 
     # -- from the transport ------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         if self.closed:
             return
-        loop = asyncio.get_running_loop()
-        self.conn.receive_data(data, loop.time())
+        self.conn.receive_data(data, self._loop.time())
         self._drain_events()
         self._arm_timer()
 
@@ -141,8 +142,7 @@ class MqttEndpoint:
             self._timer.cancel()
             self._timer = None
         if deadline is not None:
-            loop = asyncio.get_running_loop()
-            self._timer = loop.call_at(deadline, self._on_timer)
+            self._timer = self._loop.call_at(deadline, self._on_timer)
 
     def _no_connect(self) -> None:
         if self.session is None and not self.closed:
@@ -151,7 +151,7 @@ class MqttEndpoint:
 
     def _on_timer(self) -> None:
         self._timer = None
-        self.conn.handle_timer(asyncio.get_running_loop().time())
+        self.conn.handle_timer(self._loop.time())
         self._drain_events()
         if not self.closed:
             self._arm_timer()  # the deadline moved on since the timer was set
@@ -162,7 +162,7 @@ class MqttEndpoint:
             queue = self._queue
             while True:
                 if not queue:
-                    self._wakeup = asyncio.get_running_loop().create_future()
+                    self._wakeup = self._loop.create_future()
                     await self._wakeup
                     continue
                 event = queue.popleft()
@@ -247,7 +247,7 @@ class MqttEndpoint:
         self._connect_deadline.cancel()
         if self.session is not None:
             self.session.on_close()
-        if asyncio.current_task() is not self._worker:
+        if asyncio.current_task(self._loop) is not self._worker:
             self._worker.cancel()
         # Break the cycles (session <-> endpoint <-> transport) so the connection is freed by
         # reference counting when it closes; left to the cyclic collector, thousands of dead

@@ -44,12 +44,16 @@ class TlsServerProtocol(asyncio.Protocol):
     """The raw-socket side: handshake, then decrypt into and encrypt for the app protocol."""
 
     __slots__ = ("_app", "_app_factory", "_chain", "_closing", "_conn", "_error",
-                 "_handshake_timeout", "_held", "_pending", "_pending_size", "_raw",
+                 "_handshake_timeout", "_held", "_loop", "_pending", "_pending_size", "_raw",
                  "_read_paused", "_timer")
 
     def __init__(self, app_factory: Callable[[], asyncio.BaseProtocol], context: SSL.Context,
-                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._app_factory = app_factory
+        # kept, not asked for: on Python 3.11 every ``asyncio.get_running_loop()`` is a
+        # ``getpid`` system call (its fork check), and a connection asked several times
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._conn = SSL.Connection(context, None)  # None: memory BIOs, we move the bytes
         self._conn.set_accept_state()
         self._handshake_timeout = handshake_timeout
@@ -69,8 +73,7 @@ class TlsServerProtocol(asyncio.Protocol):
     # -- raw transport events ---------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._raw = transport  # type: ignore[assignment]
-        self._timer = asyncio.get_running_loop().call_later(self._handshake_timeout,
-                                                            self._handshake_timed_out)
+        self._timer = self._loop.call_later(self._handshake_timeout, self._handshake_timed_out)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -218,7 +221,7 @@ class TlsServerProtocol(asyncio.Protocol):
                 return
             self._pending = [bytes(data)]  # a copy of a bytearray: the caller may reuse it
             self._pending_size = len(data)
-            asyncio.get_running_loop().call_soon(self._write_pending)
+            self._loop.call_soon(self._write_pending)
             return
         pending.append(bytes(data))
         self._pending_size += len(data)
@@ -279,7 +282,7 @@ class TlsServerProtocol(asyncio.Protocol):
             if self._raw is not None:
                 self._raw.resume_reading()
             # records already in the BIO arrived while paused; not from inside the app's call
-            asyncio.get_running_loop().call_soon(self._read_if_open)
+            self._loop.call_soon(self._read_if_open)
 
     def _read_if_open(self) -> None:
         if not self._closing and self._app is not None and not self._read_paused:
@@ -414,5 +417,5 @@ async def start_tls_server(protocol_factory: Callable[[], asyncio.BaseProtocol],
 
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: TlsServerProtocol(protocol_factory, context(), handshake_timeout),
+        lambda: TlsServerProtocol(protocol_factory, context(), handshake_timeout, loop),
         host, port, backlog=backlog, reuse_address=True, reuse_port=reuse_port or None)
