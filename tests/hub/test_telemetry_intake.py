@@ -5,6 +5,7 @@ in order and only once stored."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
@@ -200,3 +201,15 @@ async def test_handle_now_declines_once_a_message_was_lost() -> None:
     await hs._settle()
     assert out.closed == "telemetry not stored"
     assert not hs.handle_now(telemetry(2)) and out.sent == []
+
+
+async def test_messages_behind_a_running_writer_take_its_loop(
+        loop_lookups: Counter[str]) -> None:
+    """Only a message that starts the writer asks asyncio for the running loop (a ``getpid``
+    system call on Python 3.11); the ones queued behind it use the writer's."""
+    store = CountingStore()
+    tel = intake(store)
+    sent = [tel.submit(f"dev-{i % 5}", b"%d" % i, {}, {}) for i in range(50)]
+    await asyncio.gather(*sent)
+    assert loop_lookups == {"opendps.hub.telemetry.get_running_loop": 1}
+    assert [e.body for e in await stored(store)] == [b"%d" % i for i in range(50)]

@@ -83,7 +83,10 @@ class TelemetryIntake:
                application: dict[str, Any]) -> asyncio.Future[TelemetryEvent]:
         """Queue one message; the future resolves once it is committed. Messages are stored
         in submission order, so a device's seqs increase in the order it sent them."""
-        loop = asyncio.get_running_loop()
+        # the running writer's loop when there is one: on Python 3.11 each
+        # ``get_running_loop()`` is a ``getpid`` system call, and under load it always runs
+        writer = self._writer
+        loop = writer.get_loop() if writer is not None else asyncio.get_running_loop()
         done: asyncio.Future[TelemetryEvent] = loop.create_future()
         if self._closed:
             done.set_exception(TelemetryClosed(f"telemetry intake of {self.host_name} closed"))
