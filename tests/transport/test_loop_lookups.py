@@ -57,7 +57,7 @@ async def test_an_mqtt_endpoint_finds_its_loop_once(loop_lookups: Counter[str]) 
     decoder = Decoder()
     decoder.feed(b"".join(written))
     assert decoder.next_packet() == ConnAck(False, 0)
-    # the seven packets, the keep-alive timer and the close asked nothing more
+    # the eight packets, the keep-alive timer and the close asked nothing more
     assert loop_lookups == {"opendps.transport.endpoint.get_running_loop": 1}
 
 
