@@ -50,7 +50,7 @@ def empty_url(request: pytest.FixtureRequest) -> str:
 def test_migrations_match_tables_and_rerun_is_noop(empty_url: str) -> None:
     upgrade(empty_url)
     revision, diff, names = asyncio.run(_inspect(empty_url))
-    assert revision == head_revision() == "0002"
+    assert revision == head_revision() == "0003"
     assert diff == []
     assert {t.name for t in metadata.sorted_tables} <= names
 
@@ -70,7 +70,7 @@ def test_migrations_match_tables_and_rerun_is_noop(empty_url: str) -> None:
             await store.close()
 
     assert asyncio.run(read()) == "yes"
-    assert asyncio.run(_inspect(empty_url))[:2] == ("0002", [])
+    assert asyncio.run(_inspect(empty_url))[:2] == ("0003", [])
 
 
 def test_concurrent_upgrades_both_succeed(empty_url: str) -> None:
@@ -85,7 +85,7 @@ def test_concurrent_upgrades_both_succeed(empty_url: str) -> None:
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 0, err
     revision, diff, _ = asyncio.run(_inspect(empty_url))
-    assert revision == "0002" and diff == []
+    assert revision == "0003" and diff == []
 
 
 def _alembic(conn: Connection, action: str, revision: str) -> None:
@@ -158,10 +158,10 @@ def test_upgrade_existing_0001_database(empty_url: str) -> None:
 
     asyncio.run(_check_upgraded(empty_url))
     revision, diff, names = asyncio.run(_inspect(empty_url))
-    assert revision == head_revision() == "0002" and diff == []
+    assert revision == head_revision() == "0003" and diff == []
     assert "ca_certificates" in names
 
-    # and back: 0002's downgrade drops only its table
+    # and back: 0003 then 0002 downgrade, 0002 dropping only its table
     asyncio.run(_migrate(empty_url, "downgrade", "0001"))
     revision, _, names = asyncio.run(_inspect(empty_url))
     assert revision == "0001" and "ca_certificates" not in names
@@ -177,3 +177,56 @@ def test_upgrade_existing_0001_database(empty_url: str) -> None:
             await store.close()
 
     asyncio.run(reread())
+
+
+async def _registration_indexes(url: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.run_sync(
+                lambda c: sa.inspect(c).get_indexes("registrations"))
+    finally:
+        await engine.dispose()
+    return {i["name"] for i in found}
+
+
+def test_0003_drops_the_unread_hub_index_and_keeps_the_rows(empty_url: str) -> None:
+    """Every registration wrote the (assigned_hub, device_id) index that no query read."""
+    asyncio.run(_migrate(empty_url, "upgrade", "0002"))
+    assert asyncio.run(_registration_indexes(empty_url)) == {
+        "ix_registrations_group_id_key_lower", "ix_registrations_assigned_hub_device_id"}
+
+    async def put_record() -> None:
+        engine = make_engine(empty_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(sa.insert(sa.table(
+                    "registrations", *(sa.column(n) for n in (
+                        "key_lower", "key", "group_id", "device_id", "assigned_hub")),
+                    sa.column("doc", JsonText()), sa.column("etag", sa.Text()),
+                    sa.column("created", UtcDateTime()), sa.column("updated", UtcDateTime()),
+                )).values(key_lower="dev-1", key="Dev-1", group_id="g", device_id="Dev-1",
+                          assigned_hub="hub.local", doc={"registrationId": "Dev-1"},
+                          etag="e-1", created=_CREATED, updated=_CREATED))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(put_record())
+    upgrade(empty_url)
+    assert asyncio.run(_registration_indexes(empty_url)) == {
+        "ix_registrations_group_id_key_lower"}
+
+    async def read() -> None:
+        store = await open_store(empty_url)
+        try:
+            record = await store.get_registration("DEV-1")
+            assert record is not None and record.etag == "e-1"
+            page = await store.query_registrations("G", limit=10, continuation=None)
+            assert [d.key for d in page.items] == ["Dev-1"]
+        finally:
+            await store.close()
+
+    asyncio.run(read())
+    asyncio.run(_migrate(empty_url, "downgrade", "0002"))
+    assert "ix_registrations_assigned_hub_device_id" in asyncio.run(
+        _registration_indexes(empty_url))

@@ -80,8 +80,8 @@ registrations = sa.Table(
     sa.Column("device_id", sa.Text(), nullable=True),
     sa.Column("assigned_hub", sa.Text(), nullable=True),
     *_doc_columns(),
+    # the service API lists a group's registrations; nothing reads them by hub (0003)
     sa.Index(None, "group_id", "key_lower"),
-    sa.Index(None, "assigned_hub", "device_id"),
 )
 
 operations = sa.Table(
