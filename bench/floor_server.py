@@ -2,7 +2,8 @@
 
 Same ``TlsConfig`` (pyOpenSSL, client certificate requested, no resumption),
 ``start_tls_server`` and event loop (``run_forever``: uvloop when installed) as
-``opendps serve``, an aiohttp app and an MQTT responder built on
+``opendps serve``, the same HTTP layers (``api/device_front.py`` for the device routes, an
+aiohttp app behind it for anything else) and an MQTT responder built on
 ``opendps.protocol.mqtt``, answering every request with a fixed body: a registration PUT gets
 202 ``assigning``, an operation GET 200 ``assigned``, so a device makes the same two round
 trips as against the real server. What opendps costs above this is what the provisioning
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from opendps.api.device_front import front_factory
 from opendps.cli.serve import run_forever
 from opendps.protocol.mqtt import (
     NEED_DATA,
@@ -38,14 +40,29 @@ from opendps.protocol.mqtt import (
     SubAck,
     Subscribe,
 )
+from opendps.provisioning.engine import RegistrationRequest, Reply
 from opendps.transport.tls import TlsConfig
 from opendps.transport.tls_transport import start_tls_server
 
 STATE = {"deviceId": "floor", "assignedHub": "floor.example", "substatus": "initialAssignment",
          "createdDateTimeUtc": "2026-01-01T00:00:00Z", "status": "assigned"}
-ASSIGNING = json.dumps({"operationId": "floor-op", "status": "assigning"}).encode()
-ASSIGNED = json.dumps({"operationId": "floor-op", "status": "assigned",
-                       "registrationState": STATE}).encode()
+ASSIGNING_DOC = {"operationId": "floor-op", "status": "assigning"}
+ASSIGNED_DOC = {"operationId": "floor-op", "status": "assigned", "registrationState": STATE}
+ASSIGNING = json.dumps(ASSIGNING_DOC).encode()
+ASSIGNED = json.dumps(ASSIGNED_DOC).encode()
+
+
+class FixedEngine:
+    """What ``DeviceFront`` calls on opendps's engine, with the fixed answers."""
+
+    async def register(self, req: RegistrationRequest) -> Reply:
+        return Reply(202, ASSIGNING_DOC, retry_after=3)
+
+    async def operation_status(self, req: RegistrationRequest, operation_id: str) -> Reply:
+        return Reply(200, ASSIGNED_DOC)
+
+    async def registration_status(self, req: RegistrationRequest) -> Reply:
+        return Reply(200, STATE)
 
 
 async def http_handler(request: web.Request) -> web.Response:
@@ -112,7 +129,8 @@ async def serve(host: str, cert: Path, key: str, https_port: int, mqtt_port: int
     runner.app.router.add_route("*", "/{tail:.*}", http_handler)
     await runner.setup()
     assert runner.server is not None
-    https = await start_tls_server(runner.server, host, https_port, tls)
+    https = await start_tls_server(front_factory(FixedEngine(), runner.server), host,
+                                   https_port, tls)
     mqtt = await start_tls_server(MqttResponder, host, mqtt_port, tls)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -15,7 +15,9 @@ from aiohttp import web
 
 from .api.app import build_app
 from .api.context import ApiContext
+from .api.device_front import front_factory
 from .cluster.compose import join
+from .cluster.roles import INSTANCE_HEADER
 from .cluster.worker import WorkerSlot
 from .config import Settings
 from .hub.builtin import BuiltinHub
@@ -151,9 +153,12 @@ async def start(settings: Settings, worker: WorkerSlot | None = None) -> Running
         await runner.setup()
         assert runner.server is not None  # set by setup(); it is the protocol factory
         try:
-            # aiohttp's web.Server makes one RequestHandler per connection, after the handshake;
-            # handlers find the client's chain in request.transport.get_extra_info(...)
-            https = await start_tls_server(runner.server, binds, settings.https_port, tls,
+            # the device routes are answered by device_front; any other request's connection
+            # goes to aiohttp's web.Server, which makes one RequestHandler for it. Handlers
+            # find the client's chain in request.transport.get_extra_info(...)
+            front = front_factory(engine, runner.server, serve_device="dps" in member.roles,
+                                  headers=((INSTANCE_HEADER, member.name),))
+            https = await start_tls_server(front, binds, settings.https_port, tls,
                                            reuse_port=reuse_port)
         except OSError as exc:
             await runner.cleanup()

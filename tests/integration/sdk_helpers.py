@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import urllib.request
+import uuid
 from typing import Any
 
 from azure.iot.device import IoTHubDeviceClient, Message, ProvisioningDeviceClient
@@ -17,6 +18,14 @@ from opendps.protocol import sas
 def service_client(server) -> DeviceProvisioningClient:  # type: ignore[no-untyped-def]
     return DeviceProvisioningClient.from_connection_string(
         server.info["serviceConnectionString"], connection_verify=server.info["caCertificate"])
+
+
+def symmetric_key_enrollment(server, prefix: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A new individual enrollment made with the service SDK: (registration ID, its key)."""
+    registration_id = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    created = service_client(server).enrollment.create_or_update(registration_id, {
+        "registrationId": registration_id, "attestation": {"type": "symmetricKey"}})
+    return registration_id, created["attestation"]["symmetricKey"]["primaryKey"]
 
 
 def _reap_sockets() -> None:

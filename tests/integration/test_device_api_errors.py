@@ -13,7 +13,7 @@ from opendps.protocol import sas
 from opendps.protocol.mqtt import ConnAck, Publish, SubAck, Subscribe
 
 from .raw import API, RawMqtt, device_token, https, register
-from .sdk_helpers import provision, service_client
+from .sdk_helpers import provision, service_client, symmetric_key_enrollment
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,7 @@ def server(opendps_server):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def enrollment(server):  # type: ignore[no-untyped-def]
-    registration_id = f"err-{uuid.uuid4().hex[:8]}"
-    created = service_client(server).enrollment.create_or_update(registration_id, {
-        "registrationId": registration_id, "attestation": {"type": "symmetricKey"}})
-    return registration_id, created["attestation"]["symmetricKey"]["primaryKey"]
+    return symmetric_key_enrollment(server, "err")
 
 
 def assert_dps_error(status: int, headers: dict, body: dict, want_status: int,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
+from cryptography import x509
 
 from ..protocol.errors import DpsError, ErrorCode
 from ..protocol.registration import MAX_REQUEST_BYTES
 from ..provisioning.engine import RegistrationRequest, Reply
 from .context import CONTEXT
 from .responses import json_response
-from .versions import require_api_version
+from .versions import check_api_version
 
 
 async def _body(request: web.Request) -> bytes:
@@ -23,16 +26,27 @@ async def _body(request: web.Request) -> bytes:
     return body
 
 
+def registration_request(params: Mapping[str, str], query: Mapping[str, str],
+                         authorization: str | None, body: bytes,
+                         chain: tuple[x509.Certificate, ...]) -> RegistrationRequest:
+    """Shared with ``device_front``, which serves these routes without aiohttp."""
+    check_api_version(query.get("api-version"))
+    return RegistrationRequest(
+        id_scope=params["scope"], registration_id=params["registration_id"],
+        authorization=authorization, body=body,
+        force=query.get("forceRegistration", "").lower() == "true", client_chain=chain)
+
+
+def location(params: Mapping[str, str], operation_id: str) -> str:
+    return (f"/{params['scope']}/registrations/{params['registration_id']}/operations/"
+            f"{operation_id}")
+
+
 def _request(request: web.Request, body: bytes = b"") -> RegistrationRequest:
-    require_api_version(request)
-    force = request.query.get("forceRegistration", "").lower() == "true"
     transport = request.transport
     chain = (transport.get_extra_info("peercert_chain") if transport else None) or ()
-    return RegistrationRequest(
-        id_scope=request.match_info["scope"],
-        registration_id=request.match_info["registration_id"],
-        authorization=request.headers.get("Authorization"),
-        body=body, force=force, client_chain=tuple(chain))
+    return registration_request(request.match_info, request.query,
+                                request.headers.get("Authorization"), body, tuple(chain))
 
 
 def _render(reply: Reply) -> web.Response:
@@ -47,9 +61,7 @@ async def register(request: web.Request) -> web.Response:
     response = _render(reply)
     op = reply.body.get("operationId")
     if op:
-        response.headers["Location"] = (
-            f"/{request.match_info['scope']}/registrations/"
-            f"{request.match_info['registration_id']}/operations/{op}")
+        response.headers["Location"] = location(request.match_info, op)
     return response
 
 

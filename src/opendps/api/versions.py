@@ -11,8 +11,7 @@ from ..protocol.errors import DpsError, ErrorCode
 _VERSION = re.compile(r"^\d{4}-\d{2}-\d{2}(-preview)?$")
 
 
-def require_api_version(request: web.Request) -> str:
-    version = request.query.get("api-version")
+def check_api_version(version: str | None) -> str:
     if not version:
         raise DpsError(ErrorCode.INVALID_API_VERSION, "the api-version query parameter is required")
     if not _VERSION.match(version):
