@@ -285,3 +285,27 @@ async def test_an_idle_connection_closes_after_the_keepalive_timeout(
     await asyncio.sleep(0.1)
     assert busy.closed  # quiet now, so it goes too
     assert statuses(bytes(busy.out)) == [202] * 6
+
+
+async def test_an_endless_head_is_refused_with_a_dps_400() -> None:
+    engine, transport = Engine(), Transport()
+    front = DeviceFront(engine, Fallback)  # type: ignore[arg-type]
+    front.connection_made(transport)
+    front.data_received(b"PUT /" + SCOPE.encode() + b"/registrations/dev-1/register HTTP/1.1\r\n")
+    for _ in range(10):
+        front.data_received(b"X-Filler: " + b"a" * 16_000 + b"\r\n")
+        if transport.paused:
+            break
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert statuses(bytes(transport.out)) == [400] and transport.closed
+    assert b"request head over 65536 bytes" in bytes(transport.out)
+    assert Fallback.made == [] and engine.seen == []
+
+
+async def test_an_oversized_body_is_answered_before_it_ends() -> None:
+    head = (f"PUT /{SCOPE}/registrations/dev-1/register?api-version=2021-06-01 HTTP/1.1\r\n"
+            "Host: x\r\nContent-Length: 10000000\r\n\r\n").encode()
+    _, transport, engine = await feed([head] + [b"x" * 16_000] * 7)
+    assert statuses(bytes(transport.out)) == [413] and transport.closed
+    assert b"x-ms-error-code: 413002\r\n" in bytes(transport.out) and engine.seen == []

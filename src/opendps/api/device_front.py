@@ -48,6 +48,7 @@ _REASONS = {s.value: s.phrase for s in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PIPELINE_LIMIT = 16  # answers owed on one connection before it stops reading
 KEEPALIVE_S = 75.0  # a connection with nothing read and nothing owed for this long closes
+MAX_HEAD = 64 * 1024  # request line and headers (aiohttp: 8 KiB a line, 32 KiB of fields)
 _Answer = tuple[int, bytes, list[tuple[str, str]]]  # status, JSON body, headers
 
 
@@ -151,6 +152,7 @@ class DeviceFront(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._seen = 0.0  # loop time of the last read
         self._done = False  # no more requests are read on this connection
+        self._head = 0  # bytes read while the current request's head was incomplete
 
     # -- asyncio ----------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -170,6 +172,13 @@ class DeviceFront(asyncio.Protocol):
             self._raw = [data]  # kept until the request shows whether it is ours
         try:
             self._parser.feed_data(data)
+            if not self._idle and self._req is None:  # still inside a request's head
+                self._head += len(data)
+                if self._head > MAX_HEAD:
+                    log.info("request head over %d bytes from %s", MAX_HEAD, self._peer())
+                    self._respond_error(DpsError(ErrorCode.BAD_REQUEST,
+                                                 f"request head over {MAX_HEAD} bytes"))
+                    self._stop(self._close)
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HandOff) and self._raw is not None:
                 self._stop(self._hand_off)
@@ -216,6 +225,7 @@ class DeviceFront(asyncio.Protocol):
     # -- httptools callbacks ----------------------------------------------------------------
     def on_message_begin(self) -> None:
         self._idle = False
+        self._head = 0
         self._url = []
         self._auth = None
         self._expect = False
@@ -251,8 +261,13 @@ class DeviceFront(asyncio.Protocol):
         req = self._req
         if req is not None:
             req.size += len(body)
-            if req.size <= MAX_REQUEST_BYTES:
-                req.body.append(body)
+            if req.size > MAX_REQUEST_BYTES:
+                # answered now, without reading the rest (which could be endless)
+                self._req = None
+                req.close = True
+                self._answer(req)
+                raise _Finish()
+            req.body.append(body)
 
     def on_message_complete(self) -> None:
         req, self._req = self._req, None
