@@ -309,3 +309,19 @@ async def test_an_oversized_body_is_answered_before_it_ends() -> None:
     _, transport, engine = await feed([head] + [b"x" * 16_000] * 7)
     assert statuses(bytes(transport.out)) == [413] and transport.closed
     assert b"x-ms-error-code: 413002\r\n" in bytes(transport.out) and engine.seen == []
+
+
+async def test_a_declared_oversized_body_is_refused_before_100_continue() -> None:
+    head = (f"PUT /{SCOPE}/registrations/dev-1/register?api-version=2021-06-01 HTTP/1.1\r\n"
+            "Host: x\r\nContent-Length: 200000\r\nExpect: 100-continue\r\n\r\n").encode()
+    _, transport, engine = await feed([head])
+    out = bytes(transport.out)
+    assert statuses(out) == [413] and b"100 Continue" not in out and transport.closed
+    assert engine.seen == []
+
+
+async def test_http_1_0_closes_after_its_answer() -> None:
+    req = register().replace(b" HTTP/1.1\r\n", b" HTTP/1.0\r\n", 1)
+    _, transport, engine = await feed([req])
+    assert statuses(bytes(transport.out)) == [202] and transport.closed
+    assert b"Connection: close\r\n" in bytes(transport.out) and len(engine.seen) == 1

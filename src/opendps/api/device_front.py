@@ -141,6 +141,7 @@ class DeviceFront(asyncio.Protocol):
         self._req: _Request | None = None
         self._auth: str | None = None
         self._expect = False
+        self._declared = 0  # Content-Length, when given
         # the bytes of the request being parsed, while they can still be handed over whole
         self._raw: list[bytes] | None = None
         self._idle = True  # no request partly read
@@ -229,6 +230,7 @@ class DeviceFront(asyncio.Protocol):
         self._url = []
         self._auth = None
         self._expect = False
+        self._declared = 0
         if self._completed_in_read:  # pipelined behind a request of this read
             self._raw = None
 
@@ -241,6 +243,8 @@ class DeviceFront(asyncio.Protocol):
             self._auth = value.decode("latin-1")
         elif lower == b"expect":
             self._expect = value.lower() == b"100-continue"
+        elif lower == b"content-length" and value.isdigit():
+            self._declared = int(value)
         elif lower == b"upgrade":
             raise _HandOff()
 
@@ -254,6 +258,11 @@ class DeviceFront(asyncio.Protocol):
         self._raw = None  # ours: nothing of it is handed over any more
         req = self._req = _Request(route[0], route[1], (url.query or b"").decode("latin-1"))
         req.auth = self._auth
+        if self._declared > MAX_REQUEST_BYTES:  # refused before the body is sent or read
+            self._req = None
+            req.size, req.close = self._declared, True
+            self._answer(req)
+            raise _Finish()
         if self._expect and self._transport is not None:
             self._transport.write(_CONTINUE)
 
