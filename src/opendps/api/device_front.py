@@ -20,36 +20,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
-from email.utils import formatdate
-from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import httptools
-from aiohttp import web
 
-from ..protocol import jsontext
 from ..protocol.errors import DpsError, ErrorCode
 from ..protocol.ids import guid
 from ..protocol.registration import MAX_REQUEST_BYTES
-from ..provisioning.engine import ProvisioningEngine, Reply
+from ..provisioning.engine import ProvisioningEngine
 from . import device
-from .responses import JSON
-from .routes import resolve
+from .device_wire import Answer, device_route, error_answer, render, reply_answer
 
 log = logging.getLogger("opendps.api")
 
-_KINDS: dict[Any, str] = {device.register: "register",
-                          device.operation_status: "operation",
-                          device.registration_status: "status"}
-_REASONS = {s.value: s.phrase for s in HTTPStatus}
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 PIPELINE_LIMIT = 16  # answers owed on one connection before it stops reading
 KEEPALIVE_S = 75.0  # a connection with nothing read and nothing owed for this long closes
 MAX_HEAD = 64 * 1024  # request line and headers (aiohttp: 8 KiB a line, 32 KiB of fields)
-_Answer = tuple[int, bytes, list[tuple[str, str]]]  # status, JSON body, headers
 
 
 class _HandOff(Exception):
@@ -58,59 +47,6 @@ class _HandOff(Exception):
 
 class _Finish(Exception):
     """Raised from a parser callback: the client asked to close after this request."""
-
-
-class _Date:
-    """The ``Date`` header, formatted once a second (as aiohttp does)."""
-
-    def __init__(self) -> None:
-        self._second = -1
-        self._text = ""
-
-    def __call__(self) -> str:
-        now = int(time.time())
-        if now != self._second:
-            self._second, self._text = now, formatdate(now, usegmt=True)
-        return self._text
-
-
-_date = _Date()
-
-
-def device_route(method: str, path: str) -> tuple[str, dict[str, str]] | None:
-    """The device route a request is for (the one routing table: ``routes.ROUTES``)."""
-    try:
-        found = resolve(method, path)
-    except web.HTTPMethodNotAllowed:
-        return None
-    if found is None:
-        return None
-    kind = _KINDS.get(found[0])
-    return None if kind is None else (kind, found[1])
-
-
-def render(status: int, body: bytes, headers: list[tuple[str, str]], close: bool) -> bytes:
-    head = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Unknown')}",
-            f"Content-Type: {JSON}", f"Content-Length: {len(body)}", f"Date: {_date()}"]
-    head.extend(f"{name}: {value}" for name, value in headers)
-    if close:
-        head.append("Connection: close")
-    return ("\r\n".join(head) + "\r\n\r\n").encode() + body  # UTF-8, as aiohttp writes
-
-
-def _reply_bytes(reply: Reply, extra: list[tuple[str, str]]) -> _Answer:
-    headers = list(extra)
-    if reply.retry_after:
-        headers.append(("retry-after", str(reply.retry_after)))
-    return reply.status, jsontext.dumpb(reply.body), headers
-
-
-def _error_bytes(err: DpsError, tracking_id: str | None = None) -> _Answer:
-    tracking_id = tracking_id or guid()
-    headers = [("x-ms-error-code", str(int(err.code))), ("x-ms-request-id", tracking_id)]
-    if err.status == 429:
-        headers.append(("retry-after", "1"))
-    return err.status, jsontext.dumpb(err.body(tracking_id)), headers
 
 
 class _Request:
@@ -293,7 +229,7 @@ class DeviceFront(asyncio.Protocol):
     def _answer(self, req: _Request) -> None:
         self._queue(self._result(req), req.close)
 
-    def _queue(self, result: Awaitable[_Answer], close: bool) -> None:
+    def _queue(self, result: Awaitable[Answer], close: bool) -> None:
         """Answers are made concurrently and written in request order."""
         previous = self._tail
         self._in_flight += 1
@@ -302,7 +238,7 @@ class DeviceFront(asyncio.Protocol):
             self._throttled = True  # a client that pipelines without reading waits
             self._transport.pause_reading()
 
-    async def _send_in_turn(self, result: Awaitable[_Answer],
+    async def _send_in_turn(self, result: Awaitable[Answer],
                             previous: asyncio.Future[None] | None, close: bool) -> None:
         try:
             status, body, headers = await result
@@ -322,8 +258,7 @@ class DeviceFront(asyncio.Protocol):
                 if self._transport is not None:
                     self._transport.resume_reading()
 
-    async def _result(self, req: _Request) -> _Answer:
-        tracking_id = None
+    async def _result(self, req: _Request) -> Answer:
         try:
             if req.size > MAX_REQUEST_BYTES:
                 raise DpsError(ErrorCode.PAYLOAD_TOO_LARGE,
@@ -336,7 +271,7 @@ class DeviceFront(asyncio.Protocol):
             engine = self._engine
             if req.kind == "register":
                 reply = await engine.register(request)
-                status, body, headers = _reply_bytes(reply, self._extra)
+                status, body, headers = reply_answer(reply, self._extra)
                 op = reply.body.get("operationId")
                 if op:
                     headers.append(("Location", device.location(req.params, op)))
@@ -345,13 +280,13 @@ class DeviceFront(asyncio.Protocol):
                 reply = await engine.operation_status(request, req.params["operation_id"])
             else:
                 reply = await engine.registration_status(request)
-            return _reply_bytes(reply, self._extra)
+            return reply_answer(reply, self._extra)
         except DpsError as err:
-            status, body, headers = _error_bytes(err)
+            status, body, headers = error_answer(err, guid())
         except Exception:
             tracking_id = guid()
             log.exception("internal error (trackingId %s)", tracking_id)
-            status, body, headers = _error_bytes(
+            status, body, headers = error_answer(
                 DpsError(ErrorCode.INTERNAL, "An internal error occurred"), tracking_id)
         return status, body, [*self._extra, *headers]
 
@@ -362,9 +297,9 @@ class DeviceFront(asyncio.Protocol):
             transport.write(render(status, body, headers, close))
 
     def _respond_error(self, err: DpsError) -> None:
-        status, body, headers = _error_bytes(err)
+        status, body, headers = error_answer(err, guid())
 
-        async def fixed() -> _Answer:
+        async def fixed() -> Answer:
             return status, body, [*self._extra, *headers]
 
         self._queue(fixed(), True)

@@ -21,12 +21,17 @@ def json_response(body: Any, status: int = 200, headers: dict[str, str] | None =
         headers={"Content-Type": JSON, **(headers or {})})
 
 
-def dps_error_response(err: DpsError, tracking_id: str | None = None) -> web.Response:
-    tracking_id = tracking_id or guid()
+def dps_error_headers(err: DpsError, tracking_id: str) -> dict[str, str]:
+    """Shared with ``device_wire``, which writes the same errors without aiohttp."""
     headers = {"x-ms-error-code": str(int(err.code)), "x-ms-request-id": tracking_id}
     if err.status == 429:
         headers["retry-after"] = "1"
-    return json_response(err.body(tracking_id), err.status, headers)
+    return headers
+
+
+def dps_error_response(err: DpsError, tracking_id: str | None = None) -> web.Response:
+    tracking_id = tracking_id or guid()
+    return json_response(err.body(tracking_id), err.status, dps_error_headers(err, tracking_id))
 
 
 def hub_error_response(status: int, code: str, message: str) -> web.Response:
