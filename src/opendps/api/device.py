@@ -15,14 +15,18 @@ from .responses import json_response
 from .versions import check_api_version
 
 
+def too_large() -> DpsError:
+    """What a body over DPS's maximum gets, on either HTTP layer."""
+    return DpsError(ErrorCode.PAYLOAD_TOO_LARGE,
+                    f"the request body is larger than {MAX_REQUEST_BYTES} bytes")
+
+
 async def _body(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:
-        raise DpsError(ErrorCode.PAYLOAD_TOO_LARGE,
-                       f"the request body is larger than {MAX_REQUEST_BYTES} bytes")
+        raise too_large()
     body = await request.content.read(MAX_REQUEST_BYTES + 1)
     if len(body) > MAX_REQUEST_BYTES:
-        raise DpsError(ErrorCode.PAYLOAD_TOO_LARGE,
-                       f"the request body is larger than {MAX_REQUEST_BYTES} bytes")
+        raise too_large()
     return body
 
 

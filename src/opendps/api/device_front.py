@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote
 
 import httptools
@@ -102,10 +102,9 @@ class DeviceFront(asyncio.Protocol):
             return
         self._seen = self._loop.time()  # the timer reads it, rather than being re-armed
         self._completed_in_read = 0
-        start_clean = self._idle
         if self._raw is not None:
             self._raw.append(data)
-        elif start_clean:
+        elif self._idle:
             self._raw = [data]  # kept until the request shows whether it is ours
         try:
             self._parser.feed_data(data)
@@ -113,9 +112,7 @@ class DeviceFront(asyncio.Protocol):
                 self._head += len(data)
                 if self._head > MAX_HEAD:
                     log.info("request head over %d bytes from %s", MAX_HEAD, self._peer())
-                    self._respond_error(DpsError(ErrorCode.BAD_REQUEST,
-                                                 f"request head over {MAX_HEAD} bytes"))
-                    self._stop(self._close)
+                    self._refuse(f"request head over {MAX_HEAD} bytes")
         except httptools.HttpParserCallbackError as exc:
             if isinstance(exc.__context__, _HandOff) and self._raw is not None:
                 self._stop(self._hand_off)
@@ -124,14 +121,12 @@ class DeviceFront(asyncio.Protocol):
             else:  # a URL httptools cannot split, or a fault of ours: the request fails alone
                 log.info("bad HTTP request from %s: %r", self._peer(), exc.__context__,
                          exc_info=not isinstance(exc.__context__, httptools.HttpParserError))
-                self._respond_error(DpsError(ErrorCode.BAD_REQUEST, "malformed HTTP request"))
-                self._stop(self._close)
+                self._refuse("malformed HTTP request")
         except httptools.HttpParserUpgrade:  # CONNECT or an upgrade: handed over before
             self._stop(self._close)
         except httptools.HttpParserError as exc:
             log.info("malformed HTTP request from %s: %s", self._peer(), exc)
-            self._respond_error(DpsError(ErrorCode.BAD_REQUEST, "malformed HTTP request"))
-            self._stop(self._close)
+            self._refuse("malformed HTTP request")
 
     def eof_received(self) -> bool:
         self._done = True
@@ -195,10 +190,8 @@ class DeviceFront(asyncio.Protocol):
         req = self._req = _Request(route[0], route[1], (url.query or b"").decode("latin-1"))
         req.auth = self._auth
         if self._declared > MAX_REQUEST_BYTES:  # refused before the body is sent or read
-            self._req = None
-            req.size, req.close = self._declared, True
-            self._answer(req)
-            raise _Finish()
+            req.size = self._declared
+            self._answer_too_large(req)
         if self._expect and self._transport is not None:
             self._transport.write(_CONTINUE)
 
@@ -207,11 +200,7 @@ class DeviceFront(asyncio.Protocol):
         if req is not None:
             req.size += len(body)
             if req.size > MAX_REQUEST_BYTES:
-                # answered now, without reading the rest (which could be endless)
-                self._req = None
-                req.close = True
-                self._answer(req)
-                raise _Finish()
+                self._answer_too_large(req)  # without reading the rest (it could be endless)
             req.body.append(body)
 
     def on_message_complete(self) -> None:
@@ -228,6 +217,13 @@ class DeviceFront(asyncio.Protocol):
     # -- answering --------------------------------------------------------------------------
     def _answer(self, req: _Request) -> None:
         self._queue(self._result(req), req.close)
+
+    def _answer_too_large(self, req: _Request) -> NoReturn:
+        """413 now, then close: the rest of the body is never read."""
+        self._req = None
+        req.close = True
+        self._answer(req)
+        raise _Finish()
 
     def _queue(self, result: Awaitable[Answer], close: bool) -> None:
         """Answers are made concurrently and written in request order."""
@@ -261,8 +257,7 @@ class DeviceFront(asyncio.Protocol):
     async def _result(self, req: _Request) -> Answer:
         try:
             if req.size > MAX_REQUEST_BYTES:
-                raise DpsError(ErrorCode.PAYLOAD_TOO_LARGE,
-                               f"the request body is larger than {MAX_REQUEST_BYTES} bytes")
+                raise device.too_large()
             query = dict(reversed(parse_qsl(req.query, keep_blank_values=True)))
             transport = self._transport
             chain = (transport.get_extra_info("peercert_chain") if transport else None) or ()
@@ -271,16 +266,14 @@ class DeviceFront(asyncio.Protocol):
             engine = self._engine
             if req.kind == "register":
                 reply = await engine.register(request)
-                status, body, headers = reply_answer(reply, self._extra)
-                op = reply.body.get("operationId")
-                if op:
-                    headers.append(("Location", device.location(req.params, op)))
-                return status, body, headers
-            if req.kind == "operation":
+            elif req.kind == "operation":
                 reply = await engine.operation_status(request, req.params["operation_id"])
             else:
                 reply = await engine.registration_status(request)
-            return reply_answer(reply, self._extra)
+            status, body, headers = reply_answer(reply, self._extra)
+            if req.kind == "register" and (op := reply.body.get("operationId")):
+                headers.append(("Location", device.location(req.params, op)))
+            return status, body, headers
         except DpsError as err:
             status, body, headers = error_answer(err, guid())
         except Exception:
@@ -296,13 +289,15 @@ class DeviceFront(asyncio.Protocol):
         if transport is not None and not transport.is_closing():
             transport.write(render(status, body, headers, close))
 
-    def _respond_error(self, err: DpsError) -> None:
-        status, body, headers = error_answer(err, guid())
+    def _refuse(self, message: str) -> None:
+        """A request this layer cannot read on from: a DPS 400, then the connection closes."""
+        status, body, headers = error_answer(DpsError(ErrorCode.BAD_REQUEST, message), guid())
 
         async def fixed() -> Answer:
             return status, body, [*self._extra, *headers]
 
         self._queue(fixed(), True)
+        self._stop(self._close)
 
     # -- leaving ----------------------------------------------------------------------------
     def _stop(self, then: Callable[[], None]) -> None:
