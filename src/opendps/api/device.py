@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -46,11 +47,16 @@ def location(params: Mapping[str, str], operation_id: str) -> str:
             f"{operation_id}")
 
 
+def client_chain(transport: asyncio.BaseTransport | None) -> tuple[x509.Certificate, ...]:
+    """The chain the device presented in the TLS handshake, leaf first (X.509 attestation)."""
+    chain = transport.get_extra_info("peercert_chain") if transport is not None else None
+    return tuple(chain or ())
+
+
 def _request(request: web.Request, body: bytes = b"") -> RegistrationRequest:
-    transport = request.transport
-    chain = (transport.get_extra_info("peercert_chain") if transport else None) or ()
     return registration_request(request.match_info, request.query,
-                                request.headers.get("Authorization"), body, tuple(chain))
+                                request.headers.get("Authorization"), body,
+                                client_chain(request.transport))
 
 
 def _render(reply: Reply) -> web.Response:

@@ -259,10 +259,9 @@ class DeviceFront(asyncio.Protocol):
             if req.size > MAX_REQUEST_BYTES:
                 raise device.too_large()
             query = dict(reversed(parse_qsl(req.query, keep_blank_values=True)))
-            transport = self._transport
-            chain = (transport.get_extra_info("peercert_chain") if transport else None) or ()
             request = device.registration_request(
-                req.params, query, req.auth, b"".join(req.body), tuple(chain))
+                req.params, query, req.auth, b"".join(req.body),
+                device.client_chain(self._transport))
             engine = self._engine
             if req.kind == "register":
                 reply = await engine.register(request)
